@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from .models import Attachment, Contact, Follower, Message, Notification, Subtype
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "email",
+        "user",
+        "notification_preference",
+        "bounce_count",
+        "blacklisted",
+    )
+    list_filter = ("notification_preference", "blacklisted")
+    search_fields = ("name", "email", "user__username")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "last_bounce_at", "blacklisted_at")
+
+
+@admin.register(Subtype)
+class SubtypeAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "internal", "default")
+
+
+@admin.register(Follower)
+class FollowerAdmin(admin.ModelAdmin):
+    list_display = ("contact", "content_type", "object_id", "created_at")
+    list_filter = ("content_type", "subtypes")
+    search_fields = ("contact__name", "contact__email")
+    raw_id_fields = ("contact",)
+    list_select_related = ("contact", "content_type")
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    extra = 0
+    fields = ("filename", "content_type", "size", "content_id")
+    readonly_fields = fields
+    can_delete = False
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    extra = 0
+    fields = ("contact", "kind", "status", "failure_type", "failure_reason", "is_read")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "content_type", "object_id", "author", "subtype", "kind", "created_at")
+    list_filter = ("kind", "subtype", "content_type")
+    search_fields = ("subject", "message_id", "author__email")
+    raw_id_fields = ("author",)
+    readonly_fields = ("message_id", "in_reply_to", "references", "created_at")
+    list_select_related = ("author", "subtype", "content_type")
+    inlines = [AttachmentInline, NotificationInline]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "message", "contact", "kind", "status", "failure_type", "is_read")
+    list_filter = ("kind", "status", "failure_type", "is_read")
+    search_fields = ("contact__email", "message__message_id")
+    raw_id_fields = ("message", "contact", "mail")
+    list_select_related = ("message", "contact")

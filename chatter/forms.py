@@ -1,0 +1,226 @@
+"""Forms of the chatter: the composer, followers, the contact picker and preferences."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from .models import Contact, NotificationPreference, Subtype, normalize_email
+from .selectors import contact_search
+
+# One file per field is plenty for a chatter; bigger files belong in a document store.
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+MAX_ATTACHMENTS = 10
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        if len(files) > MAX_ATTACHMENTS:
+            raise ValidationError(f"Attach at most {MAX_ATTACHMENTS} files per message.")
+        cleaned = [super(MultipleFileField, self).clean(f, initial) for f in files]
+        for upload in cleaned:
+            if upload.size > MAX_ATTACHMENT_BYTES:
+                raise ValidationError(
+                    f"{upload.name} is {upload.size // (1024 * 1024)} MB; attach files of "
+                    f"at most {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB."
+                )
+        return cleaned
+
+
+def _contacts_by_emails(raw: str) -> list[Contact]:
+    """Resolve "a@x.test, b@y.test" to existing contacts; unknown addresses are an error."""
+    emails = [normalize_email(e) for e in raw.replace(";", ",").split(",") if e.strip()]
+    if not emails:
+        return []
+    for email in emails:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationError(f"“{email}” is not an email address.") from None
+    found = {c.email: c for c in Contact.objects.filter(email__in=emails).select_related("user")}
+    missing = [e for e in emails if e not in found]
+    if missing:
+        raise ValidationError(
+            f"No contact with the address {', '.join(missing)}: add them as followers "
+            "(which creates the contact) or check the spelling."
+        )
+    return [found[e] for e in emails]
+
+
+def single_line(value: str) -> None:
+    """Refuse line breaks in a value that ends up in a mail header (header injection)."""
+    if "\r" in value or "\n" in value:
+        raise ValidationError("Keep this on one line: remove the line break.")
+
+
+class ComposerForm(forms.Form):
+    """Send message (Discussions, emailed to followers) or Log note (Note, internal only)."""
+
+    ACTION_MESSAGE = "message"
+    ACTION_NOTE = "note"
+
+    action = forms.ChoiceField(
+        choices=[(ACTION_MESSAGE, "Send message"), (ACTION_NOTE, "Log note")],
+        initial=ACTION_MESSAGE,
+    )
+    subject = forms.CharField(
+        max_length=998,
+        required=False,
+        validators=[single_line],
+        widget=forms.TextInput(attrs={"placeholder": "Subject (email)"}),
+    )
+    body = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Write a message…"}),
+    )
+    attachments = MultipleFileField(required=False)
+    mentions = forms.ModelMultipleChoiceField(
+        queryset=Contact.objects.select_related("user"),
+        required=False,
+        widget=forms.MultipleHiddenInput,
+    )
+    mention_emails = forms.CharField(
+        required=False,
+        label="Also notify",
+        widget=forms.TextInput(attrs={"placeholder": "Email addresses, comma separated"}),
+    )
+
+    def __init__(self, *args, can_log_note: bool = True, can_mention: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.can_log_note = can_log_note
+        self.can_mention = can_mention
+        if not can_mention:
+            del self.fields["mentions"]
+            del self.fields["mention_emails"]
+
+    def clean_action(self) -> str:
+        action = self.cleaned_data["action"]
+        if action == self.ACTION_NOTE and not self.can_log_note:
+            raise ValidationError("Only internal users can log notes; send a message instead.")
+        return action
+
+    def clean_mention_emails(self) -> list[Contact]:
+        return _contacts_by_emails(self.cleaned_data.get("mention_emails") or "")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not (data.get("body") or "").strip() and not data.get("attachments"):
+            raise ValidationError("Write a message or attach a file before posting.")
+        return data
+
+    @property
+    def subtype_code(self) -> str:
+        return (
+            Subtype.NOTE if self.cleaned_data["action"] == self.ACTION_NOTE else Subtype.DISCUSSION
+        )
+
+    def mentioned_contacts(self) -> list[Contact]:
+        if not self.can_mention:
+            return []
+        seen: dict[int, Contact] = {}
+        for contact in [
+            *self.cleaned_data.get("mentions", []),
+            *self.cleaned_data.get("mention_emails", []),
+        ]:
+            seen.setdefault(contact.pk, contact)
+        return list(seen.values())
+
+
+class FollowerAddForm(forms.Form):
+    """Pick an existing contact (picker or search) or create one inline with name and email."""
+
+    contact = forms.ModelChoiceField(
+        queryset=Contact.objects.select_related("user"),
+        required=False,
+        widget=forms.HiddenInput,
+    )
+    query = forms.CharField(
+        required=False,
+        label="Find a contact",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Name or email", "autocomplete": "off", "type": "search"}
+        ),
+    )
+    new_name = forms.CharField(
+        max_length=200, required=False, label="Name", validators=[single_line]
+    )
+    new_email = forms.CharField(max_length=254, required=False, label="Email")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.matches: list[Contact] = []
+
+    def clean_new_email(self) -> str:
+        email = normalize_email(self.cleaned_data.get("new_email") or "")
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                raise ValidationError(
+                    f"“{email}” is not an email address; type it as name@example.com."
+                ) from None
+        return email
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        if data.get("contact"):
+            return data
+        if data.get("new_email"):
+            return data
+        query = (data.get("query") or "").strip()
+        if not query:
+            raise ValidationError(
+                "Pick a contact (search by name or email) or fill in a name and email to "
+                "create one."
+            )
+        self.matches = contact_search(query=query, limit=20)
+        exact = [c for c in self.matches if c.email == normalize_email(query)]
+        if len(exact) == 1:
+            data["contact"] = exact[0]
+        elif len(self.matches) == 1:
+            data["contact"] = self.matches[0]
+        elif not self.matches:
+            raise ValidationError(
+                f"No contact matches “{query}”: fill in a name and email below to create one."
+            )
+        else:
+            raise ValidationError(
+                f"{len(self.matches)} contacts match “{query}”: pick one from the list."
+            )
+        return data
+
+
+class FollowerSubtypesForm(forms.Form):
+    subtypes = forms.ModelMultipleChoiceField(
+        queryset=Subtype.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class PreferenceForm(forms.ModelForm):
+    """The user's notification preference; the model itself refuses the inbox to customers."""
+
+    class Meta:
+        model = Contact
+        fields = ["notification_preference"]
+        widgets = {"notification_preference": forms.RadioSelect}
+        labels = {"notification_preference": "Notifications"}
+        help_texts = {
+            "notification_preference": (
+                "“Handle by Emails”: each message is sent to your mailbox. "
+                "“Handle in MailHub”: messages wait in your MailHub inbox (internal users only)."
+            )
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["notification_preference"].choices = NotificationPreference.choices

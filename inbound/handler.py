@@ -1,0 +1,199 @@
+"""The aiosmtpd handler: every SMTP reply code of the inbound gateway is decided here.
+
+A thin adapter: each hook calls one service in a worker thread (the Django ORM is synchronous
+and must stay off the event loop) and turns the result, or the failure, into a reply line.
+Nothing may escape as an exception: aiosmtpd would answer a permanent ``500`` (protocol.md
+§1.1), telling the sender to give up on mail we merely failed to store.
+"""
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import Executor
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from mailhub.logfiles import log_event
+
+from . import services
+from .routing import REPLY_TEMPFAIL, too_many_recipients
+
+logger = logging.getLogger("mailhub.inbound")
+# Alias changes reach a running listener within this many seconds.
+RCPT_CACHE_SECONDS = 5.0
+RCPT_CACHE_SIZE = 1000
+POST_DELAY_MAX = 2.0
+GROUP_MAX = 50  # messages stored in one transaction at most
+
+
+def _heal_connections() -> None:
+    """Drop this thread's broken or expired connections, so a database restart heals itself.
+
+    SQLite connections are kept unless broken (reopening one per command costs more than the
+    work); PostgreSQL ones follow CONN_MAX_AGE and the health checks.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor == "sqlite" and not conn.errors_occurred:
+            continue
+        conn.close_if_unusable_or_obsolete()
+
+
+def _in_thread(fn, kwargs):
+    _heal_connections()
+    try:
+        return fn(**kwargs)
+    finally:
+        _heal_connections()
+
+
+class InboundHandler:
+    def __init__(self, *, executor: Executor, process_executor: Executor) -> None:
+        self.executor = executor
+        # Posting into the chatter runs on its own thread after the 250: the sender waits only
+        # for the durable store (spec §4: heavier work follows from the stored row).
+        self.process_executor = process_executor
+        self._processing: set[asyncio.Future] = set()
+        self.inflight = 0  # RCPT/DATA commands waiting on the database
+        self._waiting: list[tuple[object, asyncio.Future]] = []
+        self._storing = False
+        # Accepted addresses, remembered briefly: a burst of mail to support@ costs one lookup.
+        self._rcpt_cache: dict[str, tuple[float, object]] = {}
+
+    async def _db(self, fn, **kwargs):
+        loop = asyncio.get_running_loop()
+        call = functools.partial(_in_thread, fn, kwargs)
+        self.inflight += 1
+        try:
+            return await loop.run_in_executor(self.executor, call)
+        finally:
+            self.inflight -= 1
+
+    async def _receive(self, delivery) -> "services.ReceiveResult":
+        """Store a message; messages ending DATA meanwhile are stored in the same transaction.
+
+        Group commit: under load one transaction (and one set of lookups) serves every session
+        waiting, instead of one each; alone, a message is stored at once.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((delivery, future))
+        if not self._storing:
+            self._storing = True
+            self._store_task = loop.create_task(self._store_waiting())
+        return await future
+
+    async def _store_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group = self._waiting[:GROUP_MAX]
+                del self._waiting[:GROUP_MAX]
+                try:
+                    results = await self._db(
+                        services.inbound_receive_many, deliveries=[d for d, _ in group]
+                    )
+                except Exception as exc:  # noqa: BLE001 - every message of the group gets 451
+                    results = [exc] * len(group)
+                for (_, future), result in zip(group, results, strict=True):
+                    if future.done():
+                        continue  # the session went away meanwhile
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._storing = False
+
+    def _process_later(self, ids: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(_in_thread, self._process_when_quiet, {"ids": ids})
+        future = loop.run_in_executor(self.process_executor, call)
+        self._processing.add(future)
+        future.add_done_callback(self._processed)
+
+    def _process_when_quiet(self, *, ids: list[int]) -> None:
+        # Commands waiting on the database go first (the SMTP client is waiting; a post is
+        # not), for at most POST_DELAY_MAX seconds so posts keep up under sustained load.
+        # Not with SQLite, where both share one thread.
+        if self.process_executor is not self.executor:
+            deadline = time.monotonic() + POST_DELAY_MAX
+            while self.inflight and time.monotonic() < deadline:
+                time.sleep(0.002)
+        services.inbound_process_many(ids=ids)
+
+    def _processed(self, future: asyncio.Future) -> None:
+        self._processing.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            # Stored already: the rows stay unprocessed and the pending sweep retries them.
+            logger.error("inbound processing deferred: %s", future.exception())
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        # RFC 2034: enhanced status codes are used only after they are advertised.
+        return [*responses[:-1], "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        limit = too_many_recipients(
+            accepted=len(envelope.rcpt_tos), limit=settings.MAILHUB_SMTPD_MAX_RECIPIENTS
+        )
+        if limit:
+            return limit
+        key = address.strip().lower()
+        cached = self._rcpt_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            decision = cached[1]
+        else:
+            try:
+                decision = await self._db(services.rcpt_check, address=address)
+            except Exception as exc:  # noqa: BLE001 - any lookup failure is temporary
+                _log_failure("RCPT", exc, rcpt=address)
+                return REPLY_TEMPFAIL
+            if decision.accepted:
+                now = time.monotonic()
+                if len(self._rcpt_cache) >= RCPT_CACHE_SIZE:
+                    # Every VERP address is new: drop what expired so the cache stays small.
+                    self._rcpt_cache = {k: v for k, v in self._rcpt_cache.items() if v[0] > now}
+                self._rcpt_cache[key] = (now + RCPT_CACHE_SECONDS, decision)
+        if decision.accepted:
+            envelope.rcpt_tos.append(address)
+            if not hasattr(envelope, "inbound_rcpts"):
+                envelope.inbound_rcpts = {}
+            envelope.inbound_rcpts[address] = decision
+        return decision.reply
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        delivery = services.Delivery(
+            peer=peer,
+            mail_from=envelope.mail_from or "",
+            rcpts=dict(getattr(envelope, "inbound_rcpts", {})),
+            raw=envelope.original_content or b"",
+        )
+        try:
+            result = await self._receive(delivery)
+        except Exception as exc:  # noqa: BLE001 - nothing committed: the client keeps the mail
+            _log_failure("DATA", exc, rcpt=list(envelope.rcpt_tos))
+            return REPLY_TEMPFAIL
+        if result.to_process:
+            self._process_later(result.to_process)
+        return result.reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Must be a coroutine: aiosmtpd awaits it (protocol.md §1.1); the session goes on.
+        _log_failure("session", error)
+        return REPLY_TEMPFAIL
+
+
+def _log_failure(stage: str, exc: BaseException, **fields) -> None:
+    reason = "database unavailable" if isinstance(exc, DatabaseError) else "internal error"
+    log_event(
+        logger,
+        "inbound.refused",
+        level=logging.WARNING,
+        code=451,
+        reason=f"{stage}: {reason}: {type(exc).__name__}: {exc}"[:500],
+        **fields,
+    )
+    if not isinstance(exc, DatabaseError):
+        logger.exception("unexpected error in the inbound listener", exc_info=exc)

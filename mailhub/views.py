@@ -1,0 +1,71 @@
+"""Site-wide pages: home and the health endpoint."""
+
+import socket
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    from records.models import RECORD_TYPES
+
+    return render(request, "home.html", {"record_types": RECORD_TYPES})
+
+
+def _check_database() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True, "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"; say which
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _check_broker() -> tuple[bool, str]:
+    from mailhub.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return True, "ok"
+    except Exception as exc:  # noqa: BLE001
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _check_listener() -> tuple[bool, str]:
+    host, _, port = settings.MAILHUB_SMTPD_LISTEN.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2) as sock:
+            banner = sock.recv(512).decode("ascii", "replace").strip()
+        return banner.startswith("220"), banner or "no banner"
+    except OSError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {
+        "database": _check_database(),
+        "broker": _check_broker(),
+        "listener": _check_listener(),
+    }
+    body = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}
+    healthy = all(ok for ok, _ in checks.values())
+    body["status"] = "ok" if healthy else "degraded"
+    return JsonResponse(body, status=200 if healthy else 503, json_dumps_params={"indent": 1})
+
+
+@login_required
+def devrelay_mailbox(request: HttpRequest) -> HttpResponse:
+    """What the dev relay received (staff only): the newest stored mails."""
+    from django.core.exceptions import PermissionDenied
+
+    from mailhub.devrelay import stored_mails
+
+    if not request.user.is_staff:
+        raise PermissionDenied
+    mails = stored_mails(settings.VAR_DIR / "devrelay")
+    return render(request, "devrelay.html", {"mails": mails})

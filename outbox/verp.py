@@ -1,0 +1,46 @@
+"""VERP bounce addresses: ``bounce+<ref>.<signature>@<domain>``.
+
+The reference names the exact recipient of an outgoing mail (a chatter notification ``n<id>``,
+or an outbox recipient ``r<id>``) and survives the deletion of auto-deleted mail. The HMAC
+signature makes the address unguessable, so a forged bounce cannot fail someone else's mail
+(protocol.md §3.2).
+"""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+
+SIGNATURE_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class VerpRef:
+    kind: str  # "n" (notification) or "r" (MailRecipient)
+    pk: int
+
+
+def _sign(ref: str) -> str:
+    key = f"mailhub-verp:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, ref.encode(), hashlib.sha256).hexdigest()[:SIGNATURE_LENGTH]
+
+
+def bounce_address(*, ref: VerpRef, bounce_local: str = "bounce", domain: str = "") -> str:
+    domain = domain or settings.MAILHUB_MAIL_DOMAIN
+    token = f"{ref.kind}{ref.pk}"
+    return f"{bounce_local}+{token}.{_sign(token)}@{domain}"
+
+
+def parse_bounce_address(address: str, *, bounce_local: str = "bounce") -> VerpRef | None:
+    """The reference in a VERP address, or None when it is not one of ours (or forged)."""
+    local = address.strip("<>").rpartition("@")[0].lower()
+    prefix = f"{bounce_local.lower()}+"
+    if not local.startswith(prefix):
+        return None
+    token, _, signature = local[len(prefix) :].partition(".")
+    if len(token) < 2 or token[0] not in "nr" or not token[1:].isdigit():
+        return None
+    if not hmac.compare_digest(signature, _sign(token)):
+        return None
+    return VerpRef(kind=token[0], pk=int(token[1:]))

@@ -1,0 +1,299 @@
+// The chatter's small enhancements; every form also works without this file.
+(function () {
+  "use strict";
+
+  function setupComposer(form) {
+    var submit = form.querySelector("#composer-submit");
+    var subject = form.querySelector(".composer-subject");
+    function update() {
+      var checked = form.querySelector("input[name=action]:checked");
+      var action = checked ? checked.value : "message";
+      form.classList.toggle("composer-note", action === "note");
+      form.querySelectorAll(".composer-hint").forEach(function (hint) {
+        hint.hidden = hint.dataset.for !== action;
+      });
+      if (submit) submit.textContent = submit.dataset["label" + (action === "note" ? "Note" : "Message")];
+      // Notes are never emailed: a subject would mean nothing.
+      if (subject) subject.hidden = action === "note";
+    }
+    form.querySelectorAll("input[name=action]").forEach(function (radio) {
+      radio.addEventListener("change", update);
+    });
+    update();
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function setupPicker(picker, searchUrl) {
+    var input = picker.querySelector(".picker-input, input[type=search]");
+    var results = picker.querySelector(".picker-results");
+    var form = picker.closest("form");
+    var field = picker.dataset.field;
+    var multiple = picker.dataset.picker === "mentions";
+    var chips = picker.querySelector(".picker-chips");
+    var timer = null;
+    var seq = 0;
+
+    function choose(contact) {
+      if (multiple) {
+        if (form.querySelector("input[type=hidden][name=" + field + "][value='" + contact.id + "']")) return;
+        var hidden = el("input", { type: "hidden", name: field, value: String(contact.id) });
+        form.appendChild(hidden);
+        var chip = el("span", { class: "chip", "data-contact-id": String(contact.id) }, contact.name + " ");
+        var remove = el("button", { type: "button", class: "link", "aria-label": "Remove " + contact.name }, "×");
+        remove.addEventListener("click", function () { hidden.remove(); chip.remove(); });
+        chip.appendChild(remove);
+        chips.appendChild(chip);
+        input.value = "";
+      } else {
+        var target = form.querySelector("input[name=" + field + "]");
+        target.value = String(contact.id);
+        input.value = contact.name + " <" + contact.email + ">";
+        input.dataset.chosen = input.value;
+      }
+      results.hidden = true;
+      results.textContent = "";
+    }
+
+    function show(list) {
+      results.textContent = "";
+      list.forEach(function (contact) {
+        var li = el("li");
+        var button = el("button", { type: "button", class: "picker-option", "data-contact-id": String(contact.id) });
+        button.appendChild(el("span", { class: "picker-name" }, contact.name));
+        button.appendChild(el("span", { class: "muted" }, " " + contact.email));
+        button.addEventListener("click", function () { choose(contact); });
+        li.appendChild(button);
+        results.appendChild(li);
+      });
+      if (!list.length) results.appendChild(el("li", { class: "muted" }, "No contact matches."));
+      results.hidden = false;
+    }
+
+    input.addEventListener("input", function () {
+      if (!multiple && input.value !== input.dataset.chosen) {
+        // Typing again forgets the picked contact; the server then searches the text.
+        var target = form.querySelector("input[name=" + field + "]");
+        if (target) target.value = "";
+      }
+      clearTimeout(timer);
+      var q = input.value.trim();
+      if (q.length < 2) { results.hidden = true; return; }
+      timer = setTimeout(function () {
+        var mine = ++seq;
+        fetch(searchUrl + "?q=" + encodeURIComponent(q), { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : { results: [] }; })
+          .then(function (data) { if (mine === seq) show(data.results); })
+          .catch(function () { results.hidden = true; });
+      }, 200);
+    });
+    input.addEventListener("keydown", function (event) {
+      // Enter in the mention search picks the first suggestion instead of posting the message.
+      if (event.key === "Enter" && multiple) {
+        event.preventDefault();
+        var first = results.querySelector(".picker-option");
+        if (first) first.click();
+      }
+    });
+  }
+
+  // Back from a follower action (…#followers): show the list that just changed.
+  if (window.location.hash === "#followers") {
+    var panel = document.getElementById("followers");
+    if (panel) panel.open = true;
+  }
+
+  // --- delivery envelopes: live status, recipients popover, the Sending Failures dialog -------
+
+  var FETCH_HEADERS = { "X-Requested-With": "fetch", Accept: "application/json, text/html" };
+  var POLL_MS = 1500;
+  var pollTimer = null;
+  var lastFocus = null;
+
+  function announce(text) {
+    var live = document.getElementById("envelope-live");
+    if (!live) {
+      live = el("div", { id: "envelope-live", class: "envelope-notice", role: "status", "aria-live": "polite" });
+      document.body.appendChild(live);
+    }
+    live.textContent = text;
+    live.classList.toggle("shown", !!text);
+    clearTimeout(live._timer);
+    live._timer = setTimeout(function () { live.classList.remove("shown"); }, 5000);
+  }
+
+  function setFailureCount(count) {
+    var counter = document.getElementById("failures-counter");
+    if (!counter || typeof count !== "number") return;
+    var badge = counter.querySelector(".badge");
+    if (badge && badge.textContent !== String(count)) badge.textContent = String(count);
+    counter.classList.toggle("counter-danger", count > 0);
+  }
+
+  // Replace one envelope only when its markup changed: nothing else on the page moves.
+  function replaceEnvelope(messageId, html) {
+    var current = document.getElementById("envelope-" + messageId);
+    if (!current) return null;
+    var holder = document.createElement("div");
+    holder.innerHTML = html.trim();
+    var fresh = holder.firstElementChild;
+    if (!fresh) { current.remove(); return null; }
+    // Compare with the markup the server sent last time (an open popover adds inline styles).
+    if (current._html === html.trim() || current.outerHTML === fresh.outerHTML) return current;
+    fresh._html = html.trim();
+    var hadFocus = current.contains(document.activeElement);
+    current.replaceWith(fresh);
+    if (hadFocus) { var b = fresh.querySelector("button"); if (b) b.focus(); }
+    return fresh;
+  }
+
+  // Poll quickly while mail is leaving, then slower while it waits for a retry (a deferred
+  // recipient can stay "ready" for hours), and not at all in a hidden tab.
+  var POLL_MAX_MS = 30000;
+  var pollDelay = POLL_MS;
+
+  function schedulePoll(changed) {
+    clearTimeout(pollTimer);
+    var pending = document.querySelectorAll("[data-envelope-for][data-state=pending]");
+    if (!pending.length || document.hidden) return;
+    pollDelay = changed ? POLL_MS : Math.min(pollDelay * 1.25, POLL_MAX_MS);
+    pollTimer = setTimeout(poll, pollDelay);
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) schedulePoll(true);
+  });
+
+  function poll() {
+    var slots = document.querySelectorAll("[data-envelope-for]");
+    if (!slots.length) return;
+    var ids = Array.prototype.map.call(slots, function (s) { return s.dataset.envelopeFor; });
+    var url = slots[0].dataset.pollUrl + "?ids=" + ids.join(",");
+    fetch(url, { credentials: "same-origin", headers: FETCH_HEADERS })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (data) {
+        var changed = false;
+        Object.keys(data.envelopes).forEach(function (id) {
+          var before = document.getElementById("envelope-" + id);
+          if (replaceEnvelope(id, data.envelopes[id]) !== before) changed = true;
+        });
+        setFailureCount(data.failure_count);
+        schedulePoll(changed);
+      })
+      // A network hiccup: try again a little later rather than give up on the live status.
+      .catch(function () { pollTimer = setTimeout(poll, POLL_MS * 4); });
+  }
+
+  function failuresDialog() {
+    var dialog = document.getElementById("failures-dialog");
+    if (dialog) return dialog;
+    dialog = el("dialog", { id: "failures-dialog", class: "failures-dialog", "aria-labelledby": "failures-title" });
+    document.body.appendChild(dialog);
+    dialog.addEventListener("close", function () {
+      dialog.textContent = "";
+      if (lastFocus && document.contains(lastFocus)) lastFocus.focus();
+    });
+    dialog.addEventListener("click", function (event) {
+      if (event.target.closest("[data-action=close]")) dialog.close();
+    });
+    // Tab and Shift+Tab wrap around inside the dialog instead of leaving it for the browser.
+    dialog.addEventListener("keydown", function (event) {
+      if (event.key !== "Tab") return;
+      var focusable = Array.prototype.filter.call(
+        dialog.querySelectorAll("a[href], button:not([disabled]), input:not([type=hidden]), summary, [tabindex]:not([tabindex='-1'])"),
+        function (node) { return node.offsetParent !== null || node === document.activeElement; }
+      );
+      if (!focusable.length) return;
+      var first = focusable[0];
+      var last = focusable[focusable.length - 1];
+      if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+      else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+    });
+    dialog.addEventListener("change", function (event) {
+      if (event.target.name === "resend") updateActions(dialog);
+    });
+    dialog.addEventListener("submit", function (event) {
+      var form = event.target;
+      event.preventDefault();
+      var submitter = event.submitter;
+      var action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
+      var buttons = form.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      fetch(action, { method: "POST", body: new FormData(form), credentials: "same-origin", headers: FETCH_HEADERS })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (!data.ok) { showDialog(data.dialog); return; }
+          var messageId = data.message_id;
+          dialog.close();
+          var fresh = replaceEnvelope(messageId, data.envelope);
+          if (fresh) { var b = fresh.querySelector("button"); if (b) b.focus(); }
+          setFailureCount(data.failure_count);
+          announce(data.notice);
+          schedulePoll(true);
+        })
+        .catch(function () {
+          buttons.forEach(function (b) { b.disabled = false; });
+          announce("The server did not answer: check your connection and try again.");
+        });
+    });
+    return dialog;
+  }
+
+  // "Ignore all" is the main action once every Try Again toggle is off (as in Odoo).
+  function updateActions(dialog) {
+    var anyOn = dialog.querySelector("input[name=resend]:checked");
+    var resend = dialog.querySelector("[data-action=resend]");
+    var ignore = dialog.querySelector("[data-action=ignore]");
+    if (resend) resend.classList.toggle("primary", !!anyOn);
+    if (ignore) ignore.classList.toggle("primary", !anyOn);
+  }
+
+  function showDialog(html) {
+    var dialog = failuresDialog();
+    dialog.innerHTML = html;
+    updateActions(dialog);
+    if (!dialog.open) dialog.showModal();
+    var focus = dialog.querySelector("[aria-invalid=true]") || dialog.querySelector("input:not([readonly]), button");
+    if (focus) focus.focus();
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-failures-dialog]");
+    if (!form || typeof HTMLDialogElement === "undefined") return;
+    event.preventDefault();
+    lastFocus = form.querySelector("button");
+    fetch(form.action, { credentials: "same-origin", headers: FETCH_HEADERS })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(showDialog)
+      .catch(function () { announce("The delivery details could not be loaded: reload the page and try again."); });
+  });
+
+  // Place the recipients popover under its envelope (the browser centres popovers otherwise).
+  document.addEventListener("toggle", function (event) {
+    var pop = event.target;
+    if (!pop.classList || !pop.classList.contains("envelope-popover") || event.newState !== "open") return;
+    var button = document.querySelector("[popovertarget='" + pop.id + "']");
+    if (!button) return;
+    var box = button.getBoundingClientRect();
+    var left = Math.max(8, Math.min(box.left, window.innerWidth - pop.offsetWidth - 8));
+    pop.style.inset = "auto";
+    pop.style.margin = "0";
+    pop.style.top = Math.round(box.bottom + 4) + "px";
+    pop.style.left = Math.round(left) + "px";
+  }, true);
+
+  schedulePoll(true);
+
+  document.querySelectorAll(".chatter").forEach(function (chatter) {
+    var composer = chatter.querySelector("#composer");
+    if (composer) setupComposer(composer);
+    chatter.querySelectorAll(".picker").forEach(function (picker) {
+      setupPicker(picker, chatter.dataset.searchUrl);
+    });
+  });
+})();
