@@ -83,8 +83,15 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web, the worker and the listener share one SQLite file.
+    # IMMEDIATE: a transaction takes the write lock when it begins, waiting up to the timeout.
+    # A deferred one that reads and then writes fails at once with "database is locked" when
+    # another process committed in between (the busy timeout does not apply to that upgrade).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-mailhub.sqlite3")}
 else:
