@@ -50,7 +50,11 @@ class DevRelayHandler:
         defer: str = "",
         store_dir: Path | None = None,
         keep: int = 100_000,
+        pipelining: bool = True,
     ) -> None:
+        # Advertised like Postfix does, so the outbox's pipelined path is the one played here
+        # (aiosmtpd reads each command from one buffered stream, so it copes with pipelining).
+        self.pipelining = pipelining
         self.rcpt_rules: list[tuple[str, str]] = []
         for pattern in filter(None, (p.strip() for p in reject.split(","))):
             self.rcpt_rules.append((pattern, "550 5.1.1 <{addr}>: mailbox unavailable"))
@@ -61,6 +65,12 @@ class DevRelayHandler:
         self.keep = keep
         self.received: list[ReceivedMail] = []
         self._lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         for pattern, reply in self.rcpt_rules:

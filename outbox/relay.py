@@ -119,6 +119,16 @@ class Reply:
         return self.code is not None and 200 <= self.code < 300
 
 
+@dataclass(frozen=True)
+class Transaction:
+    """One mail to one recipient; ``token`` is the caller's, handed back with the outcome."""
+
+    sender: str
+    recipient: str
+    data: bytes
+    token: object = None
+
+
 class RelayConnectionError(Exception):
     """The relay could not be reached or dropped the session: retry later."""
 
@@ -140,6 +150,14 @@ def _dot_stuffed(data: bytes) -> bytes:
     return body + b".\r\n"
 
 
+def _not_ascii(recipient: str) -> Reply:
+    return Reply(
+        code=553,
+        text=f"<{recipient}>: address is not ASCII and SMTPUTF8 is not used",
+        error_class=_STEP_ERRORS["rcpt"],
+    )
+
+
 def _decode(raw) -> str:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace")
@@ -152,6 +170,8 @@ class RelaySession:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.smtp: smtplib.SMTP | None = None
+        # Accepted up to its 354; its content goes out with the next transaction's commands.
+        self._unsent: Transaction | None = None
 
     def open(self) -> None:
         config = self.config
@@ -182,11 +202,26 @@ class RelaySession:
     def close(self) -> None:
         if self.smtp is None:
             return
+        if self._unsent is not None:
+            # The server waits for content: QUIT would be read as a line of it. Hanging up
+            # leaves the transaction incomplete, so nothing is delivered (RFC 5321 §4.1.1.4).
+            self._unsent = None
+            self.smtp.close()
+            self.smtp = None
+            return
         try:
             self.smtp.quit()
         except (OSError, smtplib.SMTPException):
             self.smtp.close()
         self.smtp = None
+
+    def _lost(self, exc: Exception) -> RelayConnectionError:
+        """The session is gone (or unusable): drop it and say why."""
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+        self._unsent = None
+        return RelayConnectionError(type(exc).__name__, str(exc) or repr(exc))
 
     def __enter__(self) -> "RelaySession":
         self.open()
@@ -226,11 +261,7 @@ class RelaySession:
                 code, text = smtp.getreply()
         except UnicodeEncodeError:
             # Nothing was written: smtplib encodes a command before sending it.
-            return Reply(
-                code=553,
-                text=f"<{recipient}>: address is not ASCII and SMTPUTF8 is not used",
-                error_class=_STEP_ERRORS["rcpt"],
-            )
+            return _not_ascii(recipient)
         except smtplib.SMTPServerDisconnected as exc:
             self.smtp = None
             # After the final dot the outcome is unknown: the retry may duplicate (protocol §4.2);
@@ -250,6 +281,102 @@ class RelaySession:
             return Reply(code=code, text=text)
         self._abort()
         return Reply(code=code, text=text, error_class=_STEP_ERRORS[step])
+
+    # --- a stream of transactions, one round trip each ------------------------------------------
+
+    def submit(self, txn: Transaction) -> list[tuple[Transaction, "Reply | RelayConnectionError"]]:
+        """Start ``txn``; return the transactions whose outcome is now known, in order.
+
+        With PIPELINING (RFC 2920 §3.1: DATA ends a group, and the content is the first
+        "command" of the next one), the previous transaction's content and end marker go in the
+        same write as this one's MAIL, RCPT and DATA, and their four replies are read together:
+        one round trip per mail instead of two (or the four of ``smtplib.sendmail``). ``txn``
+        itself usually comes back from the next call, or from ``flush()``.
+
+        A ``RelayConnectionError`` in place of a reply means the session was lost with that
+        transaction unfinished: the caller reconnects and delivers it again. If its content was
+        written already the relay may have it (protocol.md §4.2): same Message-ID both times.
+        """
+        if self.smtp is None:
+            try:
+                self.open()
+            except RelayConnectionError as exc:
+                return [(txn, exc)]
+        if not self.pipelining:
+            return [(txn, self._deliver_or_lost(txn))]
+        try:
+            commands = f"MAIL FROM:<{txn.sender}>\r\nRCPT TO:<{txn.recipient}>\r\nDATA\r\n"
+            commands = commands.encode("ascii")
+        except UnicodeEncodeError:
+            return [*self.flush(), (txn, _not_ascii(txn.recipient))]
+        smtp, unsent, done = self.smtp, self._unsent, []
+        self._unsent = None
+        try:
+            smtp.send(_dot_stuffed(unsent.data) + commands if unsent else commands)
+            if unsent is not None:
+                reply = self._final_reply(unsent)
+                done.append((unsent, reply))
+                unsent = None
+                if reply.code == 421:  # the server hung up after answering: start again
+                    return [*done, (txn, RelayConnectionError("SMTPServerDisconnected", "421"))]
+            replies = [smtp.getreply() for _ in range(3)]
+        except (OSError, smtplib.SMTPException) as exc:
+            lost = self._lost(exc)
+            return [*done, *((t, lost) for t in (unsent, txn) if t is not None)]
+        (mail_code, mail_text), (rcpt_code, rcpt_text), (data_code, data_text) = replies
+        if mail_code == 250 and rcpt_code in (250, 251) and data_code == 354:
+            self._unsent = txn
+            return done
+        try:
+            if data_code == 354:
+                # DATA was accepted although the envelope failed: end it empty (RFC 2920 §3.1).
+                smtp.send(b".\r\n")
+                smtp.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
+            return [*done, (txn, self._lost(exc))]
+        if mail_code != 250:
+            step, code, text = "mail", mail_code, mail_text
+        elif rcpt_code not in (250, 251):
+            step, code, text = "rcpt", rcpt_code, rcpt_text
+        else:
+            step, code, text = "data", data_code, data_text
+        return [*done, (txn, self._refused(step, code, text))]
+
+    def flush(self) -> list[tuple[Transaction, "Reply | RelayConnectionError"]]:
+        """Send the content still held back and return its outcome (empty when none)."""
+        unsent, self._unsent = self._unsent, None
+        if unsent is None:
+            return []
+        try:
+            self.smtp.send(_dot_stuffed(unsent.data))
+            return [(unsent, self._final_reply(unsent))]
+        except (OSError, smtplib.SMTPException) as exc:
+            return [(unsent, self._lost(exc))]
+
+    def _final_reply(self, txn: Transaction) -> Reply:
+        """The reply to a content's end marker (the transaction is over whatever it says)."""
+        code, text = self.smtp.getreply()
+        if 200 <= code < 300:
+            return Reply(code=code, text=_decode(text))
+        if code == 421:
+            self.smtp.close()
+            self.smtp = None
+        return Reply(code=code, text=_decode(text), error_class=_STEP_ERRORS["data"])
+
+    def _refused(self, step: str, code: int, text) -> Reply:
+        """A refused envelope: reset the session for the next transaction (or drop it on 421)."""
+        if code == 421:
+            self.smtp.close()
+            self.smtp = None
+        else:
+            self._abort()
+        return Reply(code=code, text=_decode(text), error_class=_STEP_ERRORS[step])
+
+    def _deliver_or_lost(self, txn: Transaction) -> "Reply | RelayConnectionError":
+        try:
+            return self.deliver(sender=txn.sender, recipient=txn.recipient, data=txn.data)
+        except RelayConnectionError as exc:
+            return exc
 
     @property
     def pipelining(self) -> bool:

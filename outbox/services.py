@@ -41,7 +41,14 @@ from .models import (
     RecipientStatus,
 )
 from .quota import quota_reason, quota_release, quota_reserve, tomorrow
-from .relay import RelayConnectionError, RelaySession, Reply, ServerConfig, server_choose
+from .relay import (
+    RelayConnectionError,
+    RelaySession,
+    Reply,
+    ServerConfig,
+    Transaction,
+    server_choose,
+)
 from .relay import server_config as _server_config
 from .signals import recipients_updated
 from .verp import VerpRef, bounce_address
@@ -50,8 +57,10 @@ logger = logging.getLogger("mailhub.outbox")
 
 QUEUE_LOCK = "email-queue-manager"
 # Quota is reserved ahead in small blocks: few extra queries, and a killed worker strands at
-# most one block (counted as used, so the limit still holds).
+# most one block (counted as used, so the limit still holds). Without a limit the count is only
+# a figure for the dashboard: a batch's worth at a time.
 QUOTA_BLOCK = 50
+QUOTA_BLOCK_UNLIMITED = 1000
 
 
 # --- Waking the queue -----------------------------------------------------------------------------
@@ -555,7 +564,8 @@ class _Batch:
 
     def _quota_take(self) -> bool:
         if self.quota_left <= 0 and not self.quota_exhausted:
-            self.quota_left = quota_reserve(wanted=QUOTA_BLOCK, day=self.quota_day)
+            block = QUOTA_BLOCK if settings.MAILHUB_DAILY_QUOTA > 0 else QUOTA_BLOCK_UNLIMITED
+            self.quota_left = quota_reserve(wanted=block, day=self.quota_day)
             self.quota_exhausted = self.quota_left == 0
         if self.quota_left > 0:
             self.quota_left -= 1
@@ -600,67 +610,75 @@ class _Batch:
 
     def _send_group(self, config: ServerConfig, mails: list[tuple[OutgoingMail, str]]) -> None:
         session = RelaySession(config)
-        down: RelayConnectionError | None = None
+        self.down: RelayConnectionError | None = None
         try:
-            for mail, from_header in mails:
-                todo = [
-                    r
-                    for r in self.recipients[mail.pk]
-                    if r.status in (RecipientStatus.PENDING, RecipientStatus.DEFERRED)
-                ]
-                if not todo:
-                    continue
-                attachments = []
-                if mail.chatter_message_id:
-                    from chatter.models import Attachment
-
-                    attachments = list(
-                        Attachment.objects.filter(message_id=mail.chatter_message_id)
-                    )
-                common = _mail_bytes(mail=mail, from_header=from_header, attachments=attachments)
-                self.mime[mail.pk] = common
-                for recipient in todo:
-                    if mail.pk in self.lost or (
-                        self.deadline is not None and time.monotonic() > self.deadline
-                    ):
-                        break
-                    self._keep_lease()
-                    if down is not None:
-                        self._record(
-                            mail,
-                            _Outcome(
-                                recipient, RecipientStatus.DEFERRED, _down_reply(down), config.label
-                            ),
-                        )
-                        continue
-                    if not self._quota_take():
-                        self._quota_refuse(mail, recipient, config)
-                        continue
-                    sender = _envelope_sender(recipient)
-                    data = mime.with_envelope(common, sender=sender, recipient=recipient.address)
-                    try:
-                        reply = session.deliver(
-                            sender=sender,
-                            recipient=recipient.address,
-                            data=data,
-                        )
-                    except RelayConnectionError as exc:
-                        # One reconnect: a dropped idle session is common; a dead relay is not.
-                        try:
-                            session.open()
-                            reply = session.deliver(
-                                sender=sender,
-                                recipient=recipient.address,
-                                data=data,
-                            )
-                        except RelayConnectionError as again:
-                            down = again
-                            reply = _down_reply(exc)
-                    self._record(mail, self._classify(recipient, reply, config))
-                    if not reply.accepted:
-                        self.quota_left += 1  # it did not leave: the slot goes back
+            for txn in self._transactions(config, mails):
+                self._settle(config, session, session.submit(txn))
+            self._settle(config, session, session.flush())
         finally:
             session.close()
+
+    def _transactions(self, config: ServerConfig, mails: list[tuple[OutgoingMail, str]]):
+        """Each recipient still to send, as a transaction, once its checks pass.
+
+        A generator: the checks of a recipient (time budget, lease, relay down, quota) run
+        after the outcomes known so far are recorded.
+        """
+        for mail, from_header in mails:
+            todo = [
+                r
+                for r in self.recipients[mail.pk]
+                if r.status in (RecipientStatus.PENDING, RecipientStatus.DEFERRED)
+            ]
+            if not todo:
+                continue
+            attachments = []
+            if mail.chatter_message_id:
+                from chatter.models import Attachment
+
+                attachments = list(Attachment.objects.filter(message_id=mail.chatter_message_id))
+            common = _mail_bytes(mail=mail, from_header=from_header, attachments=attachments)
+            self.mime[mail.pk] = common
+            for recipient in todo:
+                if mail.pk in self.lost or (
+                    self.deadline is not None and time.monotonic() > self.deadline
+                ):
+                    break
+                self._keep_lease()
+                if self.down is not None:
+                    reply = _down_reply(self.down)
+                    outcome = _Outcome(recipient, RecipientStatus.DEFERRED, reply, config.label)
+                    self._record(mail, outcome)
+                    continue
+                if not self._quota_take():
+                    self._quota_refuse(mail, recipient, config)
+                    continue
+                sender = _envelope_sender(recipient)
+                yield Transaction(
+                    sender=sender,
+                    recipient=recipient.address,
+                    data=mime.with_envelope(common, sender=sender, recipient=recipient.address),
+                    token=(mail, recipient),
+                )
+
+    def _settle(self, config: ServerConfig, session: RelaySession, results: list) -> None:
+        """Record the outcomes the relay gave; a transaction cut off is delivered once more."""
+        for txn, reply in results:
+            if isinstance(reply, RelayConnectionError):
+                reply = self._redeliver(session, txn, reply)
+            mail, recipient = txn.token
+            self._record(mail, self._classify(recipient, reply, config))
+            if not reply.accepted:
+                self.quota_left += 1  # it did not leave: the slot goes back
+
+    def _redeliver(self, session: RelaySession, txn, lost: RelayConnectionError) -> Reply:
+        # One reconnect: a dropped idle session is common; a dead relay is not.
+        if self.down is None:
+            try:
+                return session.deliver(sender=txn.sender, recipient=txn.recipient, data=txn.data)
+            except RelayConnectionError as again:
+                self.down = again
+        return _down_reply(lost)
 
     def _classify(self, recipient: MailRecipient, reply: Reply, config: ServerConfig) -> _Outcome:
         from chatter.models import FailureType

@@ -20,7 +20,7 @@ from outbox.models import MailState, OutgoingMail
 from outbox.schedule import QUEUE_TASK, QUEUE_TASK_NAME
 from outbox.tasks import queue_run
 from tests.e2e.test_relay_faults import FAST_RETRY, account, enqueue, states
-from tests.support.e2e import postgres_only, scaled, wait_until
+from tests.support.e2e import scaled, wait_until
 
 pytestmark = pytest.mark.e2e
 
