@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -18,13 +18,13 @@ from django.db import DatabaseError, connections
 from mailhub.logfiles import log_event
 
 from . import services
+from .poster import LastBusy, post_when_quiet
 from .routing import REPLY_TEMPFAIL, too_many_recipients
 
 logger = logging.getLogger("mailhub.inbound")
 # Alias changes reach a running listener within this many seconds.
 RCPT_CACHE_SECONDS = 5.0
 RCPT_CACHE_SIZE = 1000
-POST_DELAY_MAX = 2.0
 GROUP_MAX = 50  # messages stored in one transaction at most
 
 
@@ -55,7 +55,9 @@ class InboundHandler:
         # for the durable store (spec §4: heavier work follows from the stored row).
         self.process_executor = process_executor
         self._processing: set[asyncio.Future] = set()
-        self.inflight = 0  # RCPT/DATA commands waiting on the database
+        # When RCPT/DATA last waited on the database: posts wait for quiet (inbound.poster).
+        shared = getattr(process_executor, "last_busy", None)  # a ctypes double: falsy at 0
+        self.last_busy = shared if shared is not None else LastBusy()
         self._waiting: list[tuple[object, asyncio.Future]] = []
         self._storing = False
         # Accepted addresses, remembered briefly: a burst of mail to support@ costs one lookup.
@@ -64,11 +66,11 @@ class InboundHandler:
     async def _db(self, fn, **kwargs):
         loop = asyncio.get_running_loop()
         call = functools.partial(_in_thread, fn, kwargs)
-        self.inflight += 1
+        self.last_busy.value = time.monotonic()
         try:
             return await loop.run_in_executor(self.executor, call)
         finally:
-            self.inflight -= 1
+            self.last_busy.value = time.monotonic()
 
     async def _receive(self, delivery) -> "services.ReceiveResult":
         """Store a message; messages ending DATA meanwhile are stored in the same transaction.
@@ -107,20 +109,16 @@ class InboundHandler:
 
     def _process_later(self, ids: list[int]) -> None:
         loop = asyncio.get_running_loop()
-        call = functools.partial(_in_thread, self._process_when_quiet, {"ids": ids})
+        kwargs = {"ids": ids, "queued_at": time.monotonic()}
+        if self.process_executor is self.executor:
+            kwargs["last_busy"] = None  # SQLite: one thread stores and posts; waiting blocks it
+        elif isinstance(self.process_executor, ThreadPoolExecutor):
+            kwargs["last_busy"] = self.last_busy
+        # A posting process reads the counter it was given at start (it is not picklable).
+        call = functools.partial(_in_thread, post_when_quiet, kwargs)
         future = loop.run_in_executor(self.process_executor, call)
         self._processing.add(future)
         future.add_done_callback(self._processed)
-
-    def _process_when_quiet(self, *, ids: list[int]) -> None:
-        # Commands waiting on the database go first (the SMTP client is waiting; a post is
-        # not), for at most POST_DELAY_MAX seconds so posts keep up under sustained load.
-        # Not with SQLite, where both share one thread.
-        if self.process_executor is not self.executor:
-            deadline = time.monotonic() + POST_DELAY_MAX
-            while self.inflight and time.monotonic() < deadline:
-                time.sleep(0.002)
-        services.inbound_process_many(ids=ids)
 
     def _processed(self, future: asyncio.Future) -> None:
         self._processing.discard(future)

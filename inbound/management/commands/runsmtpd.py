@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, listen: str, sweep_interval: float, **options):
         host, port = parse_listen(listen)
-        controller = inbound_controller(host=host, port=port)
+        controller = inbound_controller(host=host, port=port, poster_process=True)
         try:
             controller.start()
         except (OSError, RuntimeError, TimeoutError) as exc:
