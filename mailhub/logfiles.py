@@ -187,11 +187,13 @@ def format_event(event: str, **fields: object) -> str:
 def log_event(
     logger: logging.Logger, event: str, /, *, level: int = logging.INFO, **fields: object
 ) -> str:
-    """Log one structured line, grep-friendly, and return it.
+    """Log one structured line, grep-friendly, and return it ("" when the level is off).
 
     Outbox, inbound and bounces use the same keys so one ``grep message_id=<...>`` follows a
     mail through every process: ``message_id``, ``rcpt``, ``server``, ``code``, ``reason``.
     """
+    if not logger.isEnabledFor(level):
+        return ""  # formatting is most of the cost: skip it when nobody reads the line
     line = format_event(event, **fields)
     logger.log(level, line)
     return line

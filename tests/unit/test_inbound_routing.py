@@ -6,13 +6,21 @@ raise, whatever arrives from the network.
 
 import random
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatter.content import email_text_to_html, sanitize_email_html
 from inbound.models import ContactSecurity, Decision
-from inbound.parsing import body_parse, header_facts, message_ids, synthetic_message_id
+from inbound.parsing import (
+    body_parse,
+    header_facts,
+    header_section,
+    message_ids,
+    synthetic_message_id,
+)
 from inbound.routing import (
     AliasConfig,
     DomainConfig,
@@ -255,6 +263,15 @@ def test_parsing_never_raises(raw):
     assert "<script" not in email_text_to_html(body.text).lower()
     for attachment in body.attachments:
         assert "/" not in attachment.filename and "\\" not in attachment.filename
+
+
+@PROPERTY
+@given(st.one_of(generated_messages(), mutated_messages(), st.binary(max_size=2000)))
+def test_the_header_section_holds_every_header_the_parser_finds(raw):
+    def headers(data: bytes) -> list:
+        return BytesHeaderParser(policy=compat32).parsebytes(data).items()
+
+    assert headers(header_section(raw)) == headers(raw)
 
 
 @PROPERTY
