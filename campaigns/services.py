@@ -542,7 +542,7 @@ def _traces_sync(*, queryset) -> set[int]:
     if not pairs:
         return set()
     statuses = dict(
-        MailRecipient.objects.filter(pk__in=[p for p, _ in pairs]).values_list("pk", "status")
+        MailRecipient.objects.filter(pk__any_of=[p for p, _ in pairs]).values_list("pk", "status")
     )
     by_status: dict[str, list[int]] = defaultdict(list)
     for outbox_id, _ in pairs:
@@ -550,9 +550,9 @@ def _traces_sync(*, queryset) -> set[int]:
         if status:
             by_status[status].append(outbox_id)
     for status, ids in by_status.items():
-        CampaignRecipient.objects.filter(outbox_recipient_id__in=ids).exclude(status=status).update(
-            status=status, updated_at=timezone.now()
-        )
+        CampaignRecipient.objects.filter(outbox_recipient_id__any_of=ids).exclude(
+            status=status
+        ).update(status=status, updated_at=timezone.now())
     return {campaign_id for _, campaign_id in pairs}
 
 
@@ -565,7 +565,7 @@ def campaign_recipients_sync(*, recipient_ids: Sequence[int]) -> list[int]:
     if not recipient_ids:
         return []
     campaign_ids = _traces_sync(
-        queryset=CampaignRecipient.objects.filter(outbox_recipient_id__in=list(recipient_ids))
+        queryset=CampaignRecipient.objects.filter(outbox_recipient_id__any_of=list(recipient_ids))
     )
     finished = [
         pk

@@ -72,7 +72,6 @@ class OutgoingMailAdmin(admin.ModelAdmin):
         "claimed_by",
         "sent_at",
         "created_at",
-        "bounce_token",
         "chatter_message",
         "raw_eml",
     )
@@ -103,7 +102,6 @@ class OutgoingMailAdmin(admin.ModelAdmin):
                     "in_reply_to",
                     "lease_expires_at",
                     "claimed_by",
-                    "bounce_token",
                     "chatter_message",
                     "sent_at",
                     "created_at",

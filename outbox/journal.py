@@ -3,6 +3,7 @@
 See ``OutcomeWriter`` and docs/adr/0002-outbox-claims-leases-and-journal.md.
 """
 
+import json
 import logging
 import os
 import socket
@@ -83,21 +84,23 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:2000]
 
 
-def _columns(rows: list[tuple]) -> list[list]:
-    return [list(column) for column in zip(*rows, strict=True)]
+def _json_rows(names: tuple[str, ...], rows: list[tuple]) -> str:
+    """Rows as one JSON parameter for ``jsonb_to_recordset``: encoded in C by ``json``, where
+    the driver's array parameters cost a Python call per element (docs/performance.md)."""
+    return json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str)
 
 
 def recipients_write(rows: list[tuple]) -> None:
-    """Write (status, code, response, id) rows: one statement on PostgreSQL (arrays + unnest,
-    far less client CPU than a statement per row), executemany on SQLite (in-process)."""
+    """Write (status, code, response, id) rows in one statement on PostgreSQL, executemany on
+    SQLite (in-process)."""
     table = MailRecipient._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"UPDATE {table} AS r SET status = v.status, code = v.code, response = v.response "
-                "FROM unnest(%s::varchar[], %s::integer[], %s::text[], %s::bigint[]) "
-                "AS v(status, code, response, id) WHERE r.id = v.id",
-                _columns(rows),
+                "FROM jsonb_to_recordset(%s::jsonb) "
+                "AS v(status varchar, code integer, response text, id bigint) WHERE r.id = v.id",
+                [_json_rows(("status", "code", "response", "id"), rows)],
             )
         else:
             cursor.executemany(
@@ -150,18 +153,23 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+_ATTEMPT_COLUMNS = ("mail_id", "at", "server", "recipient", "code", "error_class", "text")
+
+
 def attempts_insert(rows: list[tuple]) -> None:
+    """Insert (mail_id, at, server, recipient, code, error_class, text) rows, in one statement
+    on PostgreSQL."""
     if not rows:
         return
     table = MailAttempt._meta.db_table
-    columns = "(mail_id, at, server, recipient, code, error_class, text)"
+    columns = f"({', '.join(_ATTEMPT_COLUMNS)})"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"INSERT INTO {table} {columns} SELECT * FROM unnest(%s::bigint[], "
-                "%s::timestamptz[], %s::varchar[], %s::varchar[], %s::integer[], %s::varchar[], "
-                "%s::text[])",
-                _columns(rows),
+                f"INSERT INTO {table} {columns} SELECT * FROM jsonb_to_recordset(%s::jsonb) "
+                "AS v(mail_id bigint, at timestamptz, server varchar, recipient varchar, "
+                "code integer, error_class varchar, text text)",
+                [_json_rows(_ATTEMPT_COLUMNS, rows)],
             )
         else:
             cursor.executemany(

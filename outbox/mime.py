@@ -27,6 +27,8 @@ def _clean(value: str) -> str:
 
 def _fold(name: str, value: str) -> str:
     """``Name: value`` folded at spaces so lines stay under 78 characters (RFC 5322 §2.2.3)."""
+    if len(name) + 2 + len(value) <= 76:
+        return f"{name}: {value}\r\n"  # the common case: nothing to fold
     line = f"{name}:"
     lines = []
     for word in value.split(" "):

@@ -50,11 +50,14 @@ class MailServer(models.Model):
 
 
 def new_bounce_token() -> str:
+    # Only migration 0001 uses it (the field is gone: VERP addresses carry a signed reference).
     return secrets.token_hex(16)
 
 
 class OutgoingMail(models.Model):
-    message_id = models.CharField(max_length=998, unique=True)
+    # Unique through a constraint, not unique=True: on PostgreSQL that also builds a second
+    # (LIKE) index, and every index costs each state change of the queue a write.
+    message_id = models.CharField(max_length=998)
     from_addr = models.CharField(max_length=998)
     reply_to = models.CharField(max_length=998, blank=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -64,9 +67,7 @@ class OutgoingMail(models.Model):
     references = models.TextField(blank=True)
     in_reply_to = models.CharField(max_length=998, blank=True)
 
-    state = models.CharField(
-        max_length=10, choices=MailState.choices, default=MailState.OUTGOING, db_index=True
-    )
+    state = models.CharField(max_length=10, choices=MailState.choices, default=MailState.OUTGOING)
     urgent = models.BooleanField(default=False)
     auto_delete = models.BooleanField(default=False)
     system = models.BooleanField(default=False, help_text="Adds Auto-Submitted: auto-generated")
@@ -78,8 +79,6 @@ class OutgoingMail(models.Model):
     failure_type = models.CharField(max_length=30, blank=True)
     failure_reason = models.TextField(blank=True)
     server = models.ForeignKey(MailServer, null=True, blank=True, on_delete=models.SET_NULL)
-    # VERP: Return-Path is bounce+<token>@<alias domain>; the token maps back to this mail.
-    bounce_token = models.CharField(max_length=64, unique=True, default=new_bounce_token)
     # The chatter message this mail notifies about, if any (for threading and support export).
     chatter_message = models.ForeignKey(
         "chatter.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -92,7 +91,12 @@ class OutgoingMail(models.Model):
         ordering = ["-id"]
         verbose_name = "email"
         verbose_name_plural = "emails"
+        constraints = [
+            models.UniqueConstraint(fields=["message_id"], name="outgoingmail_message_id_unique"),
+        ]
         indexes = [
+            # The admin's and the dashboard's state filters.
+            models.Index(fields=["state"], name="outgoingmail_state"),
             models.Index(
                 fields=["next_attempt_at", "id"],
                 name="mail_due",

@@ -144,7 +144,7 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 def _dot_stuffed(data: bytes) -> bytes:
     """The DATA payload: leading dots doubled and the end marker (RFC 5321 §4.5.2)."""
-    body = _LEADING_DOT.sub(b"..", data)
+    body = _LEADING_DOT.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"

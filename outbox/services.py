@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -387,28 +388,28 @@ def mails_claim(*, limit: int, holder: str, mail_ids: Sequence[int] | None = Non
                 ]
             )
             if ids:
-                OutgoingMail.objects.filter(pk__in=ids).update(**claim)
+                OutgoingMail.objects.filter(pk__any_of=ids).update(**claim)
         return ids
     picked = list(due.values_list("pk", flat=True)[:limit])
     if not picked:
         return []
     # The due condition is repeated in the UPDATE: a row another process took in between fails it.
-    OutgoingMail.objects.filter(_due(now), pk__in=picked).update(**claim)
+    OutgoingMail.objects.filter(_due(now), pk__any_of=picked).update(**claim)
     return list(
         OutgoingMail.objects.filter(
-            pk__in=picked, claimed_by=holder, state=MailState.SENDING
+            pk__any_of=picked, claimed_by=holder, state=MailState.SENDING
         ).values_list("pk", flat=True)
     )
 
 
 def _lease_renew(*, mail_ids: list[int], holder: str) -> set[int]:
     lease = timezone.now() + dt.timedelta(seconds=settings.MAILHUB_CLAIM_LEASE_SECONDS)
-    OutgoingMail.objects.filter(pk__in=mail_ids, claimed_by=holder, state=MailState.SENDING).update(
-        lease_expires_at=lease
-    )
+    OutgoingMail.objects.filter(
+        pk__any_of=mail_ids, claimed_by=holder, state=MailState.SENDING
+    ).update(lease_expires_at=lease)
     return set(
         OutgoingMail.objects.filter(
-            pk__in=mail_ids, claimed_by=holder, state=MailState.SENDING
+            pk__any_of=mail_ids, claimed_by=holder, state=MailState.SENDING
         ).values_list("pk", flat=True)
     )
 
@@ -432,7 +433,7 @@ def _mail_bytes(*, mail: OutgoingMail, from_header: str, attachments: Sequence) 
     )
 
 
-def _envelope_sender(recipient: MailRecipient) -> str:
+def _envelope_sender(recipient: "_Recipient") -> str:
     """The VERP bounce address naming exactly this recipient (notification ``n`` or ``r``)."""
     ref = (
         VerpRef("n", recipient.notification_id)
@@ -462,9 +463,46 @@ def _retry_policy() -> states.RetryPolicy:
     )
 
 
+# What sending reads of a mail and of a recipient (the MIME of an earlier failure is not read).
+_MAIL_FIELDS = (
+    "pk",
+    "message_id",
+    "from_addr",
+    "reply_to",
+    "subject",
+    "body_html",
+    "body_text",
+    "headers",
+    "references",
+    "in_reply_to",
+    "system",
+    "auto_delete",
+    "attempts",
+    "created_at",
+    "server_id",
+    "chatter_message_id",
+)
+# A named row of _MAIL_FIELDS (``values_list(named=True)``).
+_MailRow = Any
+_RECIPIENT_FIELDS = ("pk", "mail_id", "address", "notification_id", "status", "code", "response")
+
+
+@dataclass(slots=True)
+class _Recipient:
+    """A ``MailRecipient`` row as a batch reads and updates it."""
+
+    pk: int
+    mail_id: int
+    address: str
+    notification_id: int | None
+    status: str
+    code: int | None
+    response: str
+
+
 @dataclass
 class _Outcome:
-    recipient: MailRecipient
+    recipient: _Recipient
     status: str
     reply: Reply
     server: str
@@ -503,14 +541,19 @@ class _Batch:
         self.ids = list(mail_ids)
         self.holder = holder
         self.deadline = deadline
+        # Plain rows, not model instances: building a thousand instances per batch cost more
+        # interpreter time than the batch's SMTP conversation (docs/performance.md).
         self.mails = list(
-            OutgoingMail.objects.filter(pk__in=mail_ids, claimed_by=holder, state=MailState.SENDING)
-            .defer("mime")
-            .select_related("server")
+            OutgoingMail.objects.filter(
+                pk__any_of=mail_ids, claimed_by=holder, state=MailState.SENDING
+            )
             .order_by("id")
+            .values_list(*_MAIL_FIELDS, named=True)
         )
-        self.recipients: dict[int, list[MailRecipient]] = defaultdict(list)
-        for r in MailRecipient.objects.filter(mail_id__in=mail_ids).order_by("id"):
+        self.recipients: dict[int, list[_Recipient]] = defaultdict(list)
+        rows = MailRecipient.objects.filter(mail_id__any_of=mail_ids).order_by("id")
+        for row in rows.values_list(*_RECIPIENT_FIELDS):
+            r = _Recipient(*row)
             self.recipients[r.mail_id].append(r)
         self.outcomes: dict[int, list[_Outcome]] = defaultdict(list)
         # (mail_id, at, server, recipient, code, error_class, text): plain tuples, inserted with
@@ -524,7 +567,7 @@ class _Batch:
         self.mime: dict[int, bytes] = {}
 
     # Writing one recipient's result at once keeps a crash from re-sending delivered mail.
-    def _record(self, mail: OutgoingMail, outcome: _Outcome) -> None:
+    def _record(self, mail: _MailRow, outcome: _Outcome) -> None:
         r = outcome.recipient
         r.status, r.code, r.response = outcome.status, outcome.reply.code, outcome.reply.text
         self.writer.put((r.status, r.code, r.response[:2000], r.pk))
@@ -582,12 +625,13 @@ class _Batch:
 
     def send(self, background=None) -> None:
         """Send every undecided recipient; outcomes are journaled and written (maybe later)."""
-        servers = [_server_config(s) for s in MailServer.objects.filter(active=True)]
-        groups: dict[ServerConfig, list[tuple[OutgoingMail, str]]] = defaultdict(list)
+        active = {s.pk: _server_config(s) for s in MailServer.objects.filter(active=True)}
+        servers = list(active.values())
+        groups: dict[ServerConfig, list[tuple[_MailRow, str]]] = defaultdict(list)
         chosen: dict[str, tuple[ServerConfig, str]] = {}  # a batch has few distinct senders
         for mail in self.mails:
-            if mail.server_id and mail.server.active:
-                config, from_header = _server_config(mail.server), mail.from_addr
+            if mail.server_id in active:
+                config, from_header = active[mail.server_id], mail.from_addr
             else:
                 if mail.from_addr not in chosen:
                     chosen[mail.from_addr] = server_choose(
@@ -608,7 +652,7 @@ class _Batch:
         self.send()
         return self._finalize()
 
-    def _send_group(self, config: ServerConfig, mails: list[tuple[OutgoingMail, str]]) -> None:
+    def _send_group(self, config: ServerConfig, mails: list[tuple[_MailRow, str]]) -> None:
         session = RelaySession(config)
         self.down: RelayConnectionError | None = None
         try:
@@ -618,7 +662,7 @@ class _Batch:
         finally:
             session.close()
 
-    def _transactions(self, config: ServerConfig, mails: list[tuple[OutgoingMail, str]]):
+    def _transactions(self, config: ServerConfig, mails: list[tuple[_MailRow, str]]):
         """Each recipient still to send, as a transaction, once its checks pass.
 
         A generator: the checks of a recipient (time budget, lease, relay down, quota) run
@@ -680,7 +724,7 @@ class _Batch:
                 self.down = again
         return _down_reply(lost)
 
-    def _classify(self, recipient: MailRecipient, reply: Reply, config: ServerConfig) -> _Outcome:
+    def _classify(self, recipient: _Recipient, reply: Reply, config: ServerConfig) -> _Outcome:
         from chatter.models import FailureType
 
         kind = states.classify_reply(reply.code)
@@ -692,7 +736,7 @@ class _Batch:
             )
         return _Outcome(recipient, RecipientStatus.DEFERRED, reply, config.label)
 
-    def _quota_refuse(self, mail: OutgoingMail, recipient: MailRecipient, config) -> None:
+    def _quota_refuse(self, mail: _MailRow, recipient: _Recipient, config) -> None:
         from chatter.models import FailureType
 
         if settings.MAILHUB_QUOTA_POLICY == "defer":
@@ -713,7 +757,7 @@ class _Batch:
         )
         self._record(mail, outcome)
 
-    def _give_up(self, deferred: list[MailRecipient], outcomes: list[_Outcome]) -> None:
+    def _give_up(self, deferred: list[_Recipient], outcomes: list[_Outcome]) -> None:
         from chatter.models import FailureType
 
         by_pk = {o.recipient.pk: o for o in outcomes if o.status == RecipientStatus.DEFERRED}
@@ -726,7 +770,7 @@ class _Batch:
                 outcomes.append(outcome)
             outcome.status = RecipientStatus.FAILED
             outcome.failure_type = FailureType.SMTP
-        MailRecipient.objects.filter(pk__in=[r.pk for r in deferred]).update(
+        MailRecipient.objects.filter(pk__any_of=[r.pk for r in deferred]).update(
             status=RecipientStatus.FAILED
         )
 
@@ -738,7 +782,7 @@ class _Batch:
         now = timezone.now()
         policy = _retry_policy()
         updates: dict[tuple, list[int]] = defaultdict(list)
-        attempted: list[int] = []
+        attempted: set[int] = set()
         delivered_notifications: list[int] = []
         failed_notifications: dict[tuple[str, str], list[int]] = defaultdict(list)
         changed_recipients: list[int] = []
@@ -752,7 +796,7 @@ class _Batch:
             if outcomes and any(
                 o.reply.code is not None or o.status != "pending" for o in outcomes
             ):
-                attempted.append(mail.pk)
+                attempted.add(mail.pk)
             tried = {o.recipient.pk for o in outcomes}
             deferred = [r for r in recipients if r.status == RecipientStatus.DEFERRED]
             # Deferred earlier but not reached in this batch counts as not attempted yet.
@@ -835,7 +879,7 @@ class _Batch:
                 if state == MailState.SENT:
                     fields["sent_at"] = now
                 OutgoingMail.objects.filter(
-                    pk__in=[i for i in ids if i not in attempted],
+                    pk__any_of=[i for i in ids if i not in attempted],
                     claimed_by=self.holder,
                     state=MailState.SENDING,
                 ).update(**fields)
@@ -848,23 +892,23 @@ class _Batch:
                                 mime=self.mime[pk]
                             )
                 OutgoingMail.objects.filter(
-                    pk__in=[i for i in ids if i in attempted],
+                    pk__any_of=[i for i in ids if i in attempted],
                     claimed_by=self.holder,
                     state=MailState.SENDING,
                 ).update(attempts=F("attempts") + 1, **fields)
             Notification = _notifications_model()
             if delivered_notifications:
                 Notification.objects.filter(
-                    pk__in=delivered_notifications, status=NotificationStatus.READY
+                    pk__any_of=delivered_notifications, status=NotificationStatus.READY
                 ).update(status=NotificationStatus.SENT, failure_type="", failure_reason="")
             for (ftype, reason), ids in failed_notifications.items():
-                Notification.objects.filter(pk__in=ids, status=NotificationStatus.READY).update(
+                Notification.objects.filter(pk__any_of=ids, status=NotificationStatus.READY).update(
                     status=NotificationStatus.EXCEPTION, failure_type=ftype, failure_reason=reason
                 )
             attempts_insert(self.attempts)
             if auto_delete:
                 # The notifications keep the result; VERP names them, not the deleted mail.
-                OutgoingMail.objects.filter(pk__in=auto_delete, state=MailState.SENT).delete()
+                OutgoingMail.objects.filter(pk__any_of=auto_delete, state=MailState.SENT).delete()
         report.delivered_recipients = sum(
             1 for outs in self.outcomes.values() for o in outs if o.status == RecipientStatus.SENT
         )
@@ -946,7 +990,7 @@ def _connection_close() -> None:
 def mails_release(*, mail_ids: Sequence[int], holder: str) -> int:
     """Give back claimed mail that was not sent (the run stopped first)."""
     return OutgoingMail.objects.filter(
-        pk__in=list(mail_ids), claimed_by=holder, state=MailState.SENDING
+        pk__any_of=list(mail_ids), claimed_by=holder, state=MailState.SENDING
     ).update(state=MailState.OUTGOING, lease_expires_at=None, claimed_by="")
 
 

@@ -21,9 +21,18 @@ class VerpRef:
     pk: int
 
 
+_keyed: tuple[str, "hmac.HMAC | None"] = ("", None)
+
+
 def _sign(ref: str) -> str:
-    key = f"mailhub-verp:{settings.SECRET_KEY}".encode()
-    return hmac.new(key, ref.encode(), hashlib.sha256).hexdigest()[:SIGNATURE_LENGTH]
+    # The keyed state is computed once per secret and copied: a batch signs every recipient.
+    global _keyed
+    if _keyed[0] != settings.SECRET_KEY or _keyed[1] is None:
+        key = f"mailhub-verp:{settings.SECRET_KEY}".encode()
+        _keyed = (settings.SECRET_KEY, hmac.new(key, digestmod=hashlib.sha256))
+    signer = _keyed[1].copy()
+    signer.update(ref.encode())
+    return signer.hexdigest()[:SIGNATURE_LENGTH]
 
 
 def bounce_address(*, ref: VerpRef, bounce_local: str = "bounce", domain: str = "") -> str:
