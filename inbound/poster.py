@@ -60,9 +60,21 @@ def post_when_quiet(*, ids: list[int], queued_at: float, last_busy=None) -> None
     inbound_process_many(ids=ids)
 
 
+def _exit_with_listener(listener_pid: int) -> None:
+    # A listener killed with SIGKILL cannot stop its poster, and the pool's queue never reports
+    # its end (the poster holds both ends of the pipe). Whatever the poster was posting stays
+    # unprocessed in the database; the next listener's pending sweep posts it.
+    while os.getppid() == listener_pid:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _poster_start(last_busy) -> None:
     global _last_busy
     _last_busy = last_busy
+    threading.Thread(
+        target=_exit_with_listener, args=(os.getppid(),), name="poster-watch", daemon=True
+    ).start()
     os.nice(POSTER_NICE)
     # Ctrl-C and SIGTERM reach the whole process group: the listener decides when posting stops
     # (after the posts already queued), so the poster ignores them.
