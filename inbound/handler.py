@@ -9,6 +9,8 @@ Nothing may escape as an exception: aiosmtpd would answer a permanent ``500`` (p
 import asyncio
 import functools
 import logging
+import re
+import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -18,6 +20,7 @@ from django.db import DatabaseError, connections
 from mailhub.logfiles import log_event
 
 from . import services
+from .parsing import header_section
 from .poster import LastBusy, post_when_quiet
 from .routing import REPLY_TEMPFAIL, too_many_recipients
 
@@ -28,33 +31,64 @@ RCPT_CACHE_SIZE = 1000
 GROUP_MAX = 50  # messages stored in one transaction at most
 
 
-def _heal_connections() -> None:
+# A connection busy within this many seconds is trusted as it is; one idle longer is checked.
+HOT_CONNECTION_SECONDS = 1.0
+_thread_state = threading.local()
+
+
+def _heal_connections(*, recheck: bool) -> None:
     """Drop this thread's broken or expired connections, so a database restart heals itself.
 
-    Only a connection that saw an error (or outlived CONN_MAX_AGE) is checked: Django's check
-    also re-arms the health check, a ``SELECT 1`` round trip before the next query, which on a
-    healthy connection would double the queries of every SMTP command.
+    ``recheck`` re-arms Django's health check: a ``SELECT 1`` before the next query, which
+    reconnects a connection the server dropped while it was idle. Under load that round trip
+    would double the queries of every SMTP command, so hot connections skip it and are checked
+    only after an error (the command that saw it answered ``451``; the client retries).
     """
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):
-        if conn.connection is None:
-            continue
+        if conn.connection is None or (conn.vendor == "sqlite" and not conn.errors_occurred):
+            continue  # SQLite: reopening costs more than the work, and it rarely breaks
         expired = conn.close_at is not None and now >= conn.close_at
-        if conn.errors_occurred or (expired and conn.vendor != "sqlite"):
+        if recheck or conn.errors_occurred or expired:
             conn.close_if_unusable_or_obsolete()
 
 
-def _in_thread(fn, kwargs):
-    _heal_connections()
+def _in_thread(fn, kwargs, hot_seconds: float = 0.0):
+    """Run ``fn`` on this worker thread's connections, healing them around it.
+
+    ``hot_seconds``: skip the health check when this thread used the database that recently
+    (the SMTP commands' path); 0 checks every time (posting, sweeping: not latency-bound).
+    """
+    idle = time.monotonic() - getattr(_thread_state, "used_at", 0.0)
+    _heal_connections(recheck=idle >= hot_seconds)
     try:
         return fn(**kwargs)
     finally:
-        _heal_connections()
+        _thread_state.used_at = time.monotonic()
+        _heal_connections(recheck=False)
+
+
+_MESSAGE_ID_HEADER = re.compile(rb"^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
+def message_id_key(raw: bytes) -> bytes | None:
+    """The Message-ID header as bytes, whitespace removed and lowercased; None when absent.
+
+    Only for keeping two copies of one message out of concurrent groups, so it errs towards
+    finding a clash: the header parser's normalisation is finer, never coarser.
+    """
+    match = _MESSAGE_ID_HEADER.search(header_section(raw))
+    return b"".join(match.group(1).split()).lower() if match else None
 
 
 class InboundHandler:
-    def __init__(self, *, executor: Executor, process_executor: Executor) -> None:
+    def __init__(
+        self, *, executor: Executor, process_executor: Executor, stores_at_once: int = 1
+    ) -> None:
         self.executor = executor
+        # Groups stored at the same time: a second one is routed while the first waits on the
+        # database (its commit), which the listener would otherwise spend idle.
+        self.stores_at_once = stores_at_once
         # Posting into the chatter runs on its own thread after the 250: the sender waits only
         # for the durable store (spec §4: heavier work follows from the stored row).
         self.process_executor = process_executor
@@ -62,14 +96,17 @@ class InboundHandler:
         # When RCPT/DATA last waited on the database: posts wait for quiet (inbound.poster).
         shared = getattr(process_executor, "last_busy", None)  # a ctypes double: falsy at 0
         self.last_busy = shared if shared is not None else LastBusy()
-        self._waiting: list[tuple[object, asyncio.Future]] = []
-        self._storing = False
+        # (delivery, future, Message-ID key) of each message waiting to be stored.
+        self._waiting: list[tuple[object, asyncio.Future, bytes | None]] = []
+        self._storing = 0  # store tasks running
+        # The Message-ID keys of each group being stored, by group.
+        self._inflight: dict[int, set[bytes | None]] = {}
         # Accepted addresses, remembered briefly: a burst of mail to support@ costs one lookup.
         self._rcpt_cache: dict[str, tuple[float, object]] = {}
 
     async def _db(self, fn, **kwargs):
         loop = asyncio.get_running_loop()
-        call = functools.partial(_in_thread, fn, kwargs)
+        call = functools.partial(_in_thread, fn, kwargs, HOT_CONNECTION_SECONDS)
         self.last_busy.value = time.monotonic()
         try:
             return await loop.run_in_executor(self.executor, call)
@@ -80,28 +117,55 @@ class InboundHandler:
         """Store a message; messages ending DATA meanwhile are stored in the same transaction.
 
         Group commit: under load one transaction (and one set of lookups) serves every session
-        waiting, instead of one each; alone, a message is stored at once.
+        waiting, instead of one each; alone, a message is stored at once. Up to
+        ``stores_at_once`` groups are stored at a time, never two holding the same Message-ID:
+        each group's duplicate check must see the other's commit (``_group_take``).
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._waiting.append((delivery, future))
-        if not self._storing:
-            self._storing = True
-            self._store_task = loop.create_task(self._store_waiting())
+        self._waiting.append((delivery, future, message_id_key(delivery.raw)))
+        if self._storing < self.stores_at_once:
+            self._storing += 1
+            loop.create_task(self._store_waiting())
         return await future
+
+    def _group_take(self) -> list:
+        """The next group: waiting messages that share no Message-ID with a group in flight.
+
+        A message whose Message-ID could not be read clashes with every other group. What is
+        left waits for the next group; the store task in flight takes it when it loops.
+        """
+        busy: set[bytes | None] = set().union(*self._inflight.values())
+        group, left = [], []
+        for item in self._waiting:
+            key = item[2]
+            clash = bool(self._inflight) and (key is None or key in busy or None in busy)
+            (left if clash or len(group) >= GROUP_MAX else group).append(item)
+        self._waiting = left
+        return group
 
     async def _store_waiting(self) -> None:
         try:
-            while self._waiting:
-                group = self._waiting[:GROUP_MAX]
-                del self._waiting[:GROUP_MAX]
+            while group := self._group_take():
+                token = id(group)
+                self._inflight[token] = {key for _, _, key in group}
                 try:
                     results = await self._db(
-                        services.inbound_receive_many, deliveries=[d for d, _ in group]
+                        services.inbound_receive_many, deliveries=[d for d, _, _ in group]
                     )
                 except Exception as exc:  # noqa: BLE001 - every message of the group gets 451
                     results = [exc] * len(group)
-                for (_, future), result in zip(group, results, strict=True):
+                finally:
+                    del self._inflight[token]
+                # One hand-off to the poster per group, not per message: each costs the
+                # listener a pickle and a pipe write. Stored rows are posted even if their
+                # session went away before its 250.
+                stored = [
+                    pk for r in results if not isinstance(r, Exception) for pk in r.to_process
+                ]
+                if stored:
+                    self._process_later(stored)
+                for (_, future, _), result in zip(group, results, strict=True):
                     if future.done():
                         continue  # the session went away meanwhile
                     if isinstance(result, Exception):
@@ -109,7 +173,7 @@ class InboundHandler:
                     else:
                         future.set_result(result)
         finally:
-            self._storing = False
+            self._storing -= 1
 
     def _process_later(self, ids: list[int]) -> None:
         loop = asyncio.get_running_loop()
@@ -177,8 +241,6 @@ class InboundHandler:
         except Exception as exc:  # noqa: BLE001 - nothing committed: the client keeps the mail
             _log_failure("DATA", exc, rcpt=list(envelope.rcpt_tos))
             return REPLY_TEMPFAIL
-        if result.to_process:
-            self._process_later(result.to_process)
         return result.reply
 
     async def handle_exception(self, error: Exception) -> str:

@@ -40,8 +40,9 @@ def decode_header_value(value: object) -> str:
             text = str(make_header(parts))
     except Exception:  # noqa: BLE001 - any malformed encoded word: keep the raw text
         text = str(value)
-    # Decoded words can contain newlines (header injection if reused): one line only.
-    return _CRLF.sub(" ", text).strip()
+    # Decoded words can contain newlines (header injection if reused): one line only. NUL is
+    # never valid in a header (RFC 5322 §2.2) and no database text column can hold it.
+    return _CRLF.sub(" ", text.replace("\x00", "")).strip()
 
 
 def _raw_header_text(part: bytes | str) -> str:

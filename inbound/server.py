@@ -148,7 +148,12 @@ def inbound_controller(
     else:
         process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbound-post")
     controller = InboundController(
-        InboundHandler(executor=executor, process_executor=process_executor),
+        InboundHandler(
+            executor=executor,
+            process_executor=process_executor,
+            # Two on PostgreSQL (its threads); SQLite has one writer, so one.
+            stores_at_once=db_threads(),
+        ),
         limits=ConnectionLimits(
             total=settings.MAILHUB_SMTPD_MAX_CONNECTIONS,
             per_ip=settings.MAILHUB_SMTPD_MAX_CONNECTIONS_PER_IP,
