@@ -60,9 +60,13 @@ def message_ids(value: str) -> list[str]:
 
 
 def normalize_address(address: str) -> str:
-    """``"Name" <A@B.test>`` or ``<a@b.test>`` → ``a@b.test`` ("" for the null path)."""
-    _, addr = parseaddr(address or "")
-    addr = addr or (address or "").strip().strip("<>")
+    """``"Name" <A@B.test>`` or ``<a@b.test>`` → ``a@b.test`` ("" for the null path).
+
+    NUL is dropped, as in headers: no address holds it and no database text column can.
+    """
+    address = (address or "").replace("\x00", "")
+    _, addr = parseaddr(address)
+    addr = addr or address.strip().strip("<>")
     return addr.strip().lower()
 
 

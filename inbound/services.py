@@ -224,11 +224,9 @@ class _Lookups:
         self.posted: set[str] = set()
         self.seen: set[tuple[str, str]] = set()
         self._created: dict[str, int] = {}
-        # A NUL cannot be stored (nor sent as a text parameter to PostgreSQL): such a value
-        # matches no row, so it is left out of the reads.
         rows = _group_reads(
-            message_ids=sorted({f.message_id for f in facts if "\x00" not in f.message_id}),
-            senders=sorted({s for s in senders if s and "\x00" not in s}),
+            message_ids=sorted({f.message_id for f in facts}),
+            senders=sorted({s for s in senders if s}),
             since=since,
         )
         for kind, key, rcpt, count in rows:

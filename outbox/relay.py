@@ -159,9 +159,9 @@ def _not_ascii(recipient: str) -> Reply:
 
 
 def _decode(raw) -> str:
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    return str(raw)
+    # A server's words are stored per recipient and attempt: NUL fits no database text column.
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.replace("\x00", "")
 
 
 class RelaySession:
