@@ -1,12 +1,12 @@
 """How a chatter message looks as an email (subject, sender, bodies, threading headers)."""
 
-from email.utils import formataddr
-
 import nh3
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from .models import Message
+from outbox.mime import address_text
+
+from .models import Message, MessageKind, new_message_id
 
 
 def _catchall_address() -> str:
@@ -14,6 +14,30 @@ def _catchall_address() -> str:
 
     domain = AliasDomain.objects.filter(domain=settings.MAILHUB_MAIL_DOMAIN).first()
     return domain.catchall_address if domain else f"catchall@{settings.MAILHUB_MAIL_DOMAIN}"
+
+
+def notification_threading(*, message: Message) -> dict:
+    """Message-ID, In-Reply-To and References of the mail that carries ``message``.
+
+    A message posted here goes out under its own Message-ID (ours). A message that came in by
+    mail carries the id its sender chose: the notification never reuses it (a stranger's id
+    is not ours to send, RFC 5322 §3.6.4 wants it unique to one message); it gets one of ours
+    and threads under the original as a reply would, so replies to it still find the record
+    through References.
+    """
+    if message.kind != MessageKind.EMAIL:
+        return {
+            "message_id": message.message_id,
+            "references": " ".join(filter(None, [message.references, message.message_id]))
+            if message.references
+            else "",
+            "in_reply_to": message.in_reply_to,
+        }
+    return {
+        "message_id": new_message_id(),
+        "references": " ".join(filter(None, [message.references, message.message_id])),
+        "in_reply_to": message.message_id,
+    }
 
 
 def notification_mail_content(*, message: Message) -> dict:
@@ -34,15 +58,12 @@ def notification_mail_content(*, message: Message) -> dict:
     )
     return {
         # The author's name, our notification address (odoo-behaviour §9.3: encapsulated sender).
-        "from_addr": formataddr((author_name, settings.MAILHUB_DEFAULT_FROM)),
+        "from_addr": address_text(author_name, settings.MAILHUB_DEFAULT_FROM),
         "reply_to": _catchall_address(),
         "subject": message.subject or title,
         "body_html": body_html,
         "body_text": body_text,
-        "references": " ".join(filter(None, [message.references, message.message_id])).strip()
-        if message.references
-        else "",
-        "in_reply_to": message.in_reply_to,
+        **notification_threading(message=message),
         # The files posted with the message (chatter.Attachment rows), for the MIME builder.
         "attachments": list(message.attachments.all()),
     }

@@ -202,8 +202,14 @@ def message_post(
     return message
 
 
-def notifications_create(*, message: Message, recipients: Sequence[Contact]) -> list[Notification]:
-    """One notification per recipient: inbox (sent at once) or email (ready, handed to outbox)."""
+def notifications_create(
+    *, message: Message, recipients: Sequence[Contact], automatic: bool = False
+) -> list[Notification]:
+    """One notification per recipient: inbox (sent at once) or email (ready, handed to outbox).
+
+    ``automatic``: the message is an auto-reply or other automatic mail, so the mail about it
+    says it is automatic too (RFC 3834 §5) and no responder answers it.
+    """
     rows = []
     for contact in recipients:
         inbox = (
@@ -229,7 +235,7 @@ def notifications_create(*, message: Message, recipients: Sequence[Contact]) -> 
     if emails:
         from outbox.services import mail_create_for_notifications
 
-        mail_create_for_notifications(message=message, notifications=emails)
+        mail_create_for_notifications(message=message, notifications=emails, automatic=automatic)
     return rows
 
 

@@ -16,12 +16,16 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
+from mailhub.msgid import msg_ids
+
 # RFC 3834 / common practice: these mark mail written by a program, which must never trigger
 # another automatic mail (spec §4 Loops).
 AUTOMATIC_PRECEDENCE = {"bulk", "junk", "auto_reply", "auto-reply"}
 MAX_REFERENCES = 50
 MAX_PARTS = 200
-_MSG_ID = re.compile(r"<[^<>\s]{1,990}>")
+# Content-ID is only matched against the HTML of the same mail (cid: links), never sent on:
+# kept lenient, as mailers write ids without "@" there (Gmail's "<ii_…>").
+_CONTENT_ID = re.compile(r"<[^<>\s]{1,990}>")
 _CRLF = re.compile(r"[\r\n\t]+")
 _END_OF_HEADERS = re.compile(rb"\n\r?\n")
 
@@ -55,8 +59,13 @@ def _raw_header_text(part: bytes | str) -> str:
 
 
 def message_ids(value: str) -> list[str]:
-    """The ``<id>`` tokens of a Message-ID, In-Reply-To or References header, in order."""
-    return _MSG_ID.findall(value or "")
+    """The valid ``<id>`` tokens of a Message-ID, In-Reply-To or References header, in order.
+
+    Checked where they enter (``mailhub.msgid``): an id that decodes to non-ASCII, holds spaces
+    or control characters, or is over-long is dropped, so it is never stored, never routes a
+    thread and never reaches a mail we send; the valid ids around it still thread the mail.
+    """
+    return msg_ids(value)
 
 
 def normalize_address(address: str) -> str:
@@ -243,7 +252,7 @@ def body_parse(raw: bytes) -> ParsedBody:
                 continue
             if ctype == "message/delivery-status" or not payload:
                 continue
-            content_id = message_ids(decode_header_value(part.get("Content-ID")))
+            content_id = _CONTENT_ID.findall(decode_header_value(part.get("Content-ID")))
             body.attachments.append(
                 ParsedAttachment(
                     filename=filename or f"part-{index}.{ctype.rsplit('/', 1)[-1][:10]}",

@@ -475,7 +475,7 @@ def _post(row: InboundMail) -> Message:
         # (spec §4 Loops); staff still see it in their inbox or mail.
         recipients = [c for c in recipients if c.is_internal]
     if recipients:
-        notifications_create(message=message, recipients=recipients)
+        notifications_create(message=message, recipients=recipients, automatic=row.automatic)
     row.record_type_id = message.content_type_id
     row.record_id = message.object_id
     row.remote_images = blocked

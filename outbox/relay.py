@@ -13,6 +13,8 @@ from email.utils import parseaddr
 
 from django.conf import settings
 
+from .mime import address_text
+
 # The exception class a failure is reported under, per SMTP step (as smtplib itself would raise).
 _STEP_ERRORS = {
     "mail": "SMTPSenderRefused",
@@ -84,11 +86,9 @@ def server_choose(*, from_addr: str, servers: list[ServerConfig]) -> tuple[Serve
     notification = settings.MAILHUB_DEFAULT_FROM
 
     def rewritten() -> str:
-        from email.utils import formataddr
-
         if address.lower() == notification.lower():
             return from_addr
-        return formataddr((name or address, notification))
+        return address_text(name or address, notification)
 
     for wanted, keep in ((address, True), (notification, False)):
         if not wanted:

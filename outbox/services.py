@@ -90,9 +90,12 @@ def _dispatch_urgent(mail_ids: list[int]) -> None:
 # --- Creating mail --------------------------------------------------------------------------------
 
 
-def _notification_mail(*, message, notifications: Sequence, message_id: str, content: dict):
+def _notification_mail(
+    *, message, notifications: Sequence, message_id: str, content: dict, automatic: bool = False
+):
     """One urgent auto-deleted mail carrying ``notifications`` (one envelope recipient each)."""
     mail = OutgoingMail.objects.create(
+        system=automatic,
         message_id=message_id,
         from_addr=content["from_addr"],
         reply_to=content["reply_to"],
@@ -111,13 +114,16 @@ def _notification_mail(*, message, notifications: Sequence, message_id: str, con
     return mail
 
 
-def mail_create_for_notifications(*, message, notifications: Sequence) -> list[OutgoingMail]:
+def mail_create_for_notifications(
+    *, message, notifications: Sequence, automatic: bool = False
+) -> list[OutgoingMail]:
     """One urgent, auto-deleted mail per post carrying every email notification, sent after commit.
 
     The content is stored once; each notification gets a thin ``MailRecipient`` row that carries
     its own outcome, and still its own SMTP transaction (its own VERP envelope sender) when sent.
     Queries do not grow with the number of notifications: one insert for the mail, the recipient
     rows in bulk, and one UPDATE pointing the notifications at the mail (no per-row CASE).
+    ``automatic``: the message is automatic mail; ours about it carries Auto-Submitted.
     """
     from chatter.rendering import notification_mail_content
 
@@ -127,8 +133,9 @@ def mail_create_for_notifications(*, message, notifications: Sequence) -> list[O
     mail = _notification_mail(
         message=message,
         notifications=notifications,
-        message_id=message.message_id,
+        message_id=content["message_id"],
         content=content,
+        automatic=automatic,
     )
     type(notifications[0]).objects.filter(
         message=message, pk__in=[n.pk for n in notifications]
@@ -271,6 +278,8 @@ def mails_cancel(*, mail_ids: Sequence[int]) -> int:
             "pk", flat=True
         )
     )
+    # A mail in ``sending`` is taken from its worker here (claimed_by cleared): that worker's
+    # guarded writes then match nothing, so the cancel stands.
     changed = OutgoingMail.objects.filter(pk__in=ids, state__in=states.CANCEL_FROM).update(
         state=MailState.CANCEL, next_attempt_at=None, lease_expires_at=None, claimed_by=""
     )
@@ -291,18 +300,18 @@ def mails_cancel(*, mail_ids: Sequence[int]) -> int:
 
 @transaction.atomic
 def mails_retry(*, mail_ids: Sequence[int]) -> int:
-    """Retry: failed or cancelled mails go back to the queue; only undelivered recipients resend.
+    """Retry: failed, cancelled or stuck mails go back to the queue; undelivered recipients resend.
 
+    Stuck: ``sending`` past its lease (its worker died or hangs).
     The Message-ID stays the same; the queue manager is woken so they leave now.
     """
     from chatter.models import NotificationStatus
 
-    ids = list(
-        OutgoingMail.objects.filter(pk__in=mail_ids, state__in=states.RETRY_FROM).values_list(
-            "pk", flat=True
-        )
+    retryable = Q(state__in=states.RETRY_FROM) | (
+        Q(state__in=states.RETRY_STUCK_FROM) & _abandoned(timezone.now())
     )
-    changed = OutgoingMail.objects.filter(pk__in=ids, state__in=states.RETRY_FROM).update(
+    ids = list(OutgoingMail.objects.filter(retryable, pk__in=mail_ids).values_list("pk", flat=True))
+    changed = OutgoingMail.objects.filter(retryable, pk__in=ids).update(
         state=MailState.OUTGOING,
         attempts=0,
         next_attempt_at=None,
@@ -362,9 +371,13 @@ def _due(now: dt.datetime) -> Q:
     ready = Q(state=MailState.OUTGOING) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-    # A claim whose lease ran out belongs to a worker that died: it is claimable again.
-    abandoned = Q(state=MailState.SENDING, lease_expires_at__lt=now)
-    return ready | abandoned
+    return ready | (Q(state=MailState.SENDING) & _abandoned(now))
+
+
+def _abandoned(now: dt.datetime) -> Q:
+    # A claim whose lease ran out belongs to a worker that died: it is claimable again. One
+    # without a lease (written by hand, or by an older version) is abandoned too.
+    return Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
 
 
 def mails_claim(*, limit: int, holder: str, mail_ids: Sequence[int] | None = None) -> list[int]:
@@ -443,6 +456,18 @@ def _envelope_sender(recipient: "_Recipient") -> str:
     return bounce_address(ref=ref)
 
 
+def build_failure_text(exc: Exception) -> str:
+    """What went wrong writing a mail, in words a user can act on."""
+    if isinstance(exc, mime.BuildError):
+        return str(exc)
+    if isinstance(exc, UnicodeError):
+        return (
+            "a header holds characters that cannot be sent without SMTPUTF8 "
+            f"({type(exc).__name__}: {exc})"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
 def failure_reason(*, server: str, reply: Reply) -> str:
     """The reason a notification shows, in Odoo's form plus the server's words (§9.4)."""
     code = reply.code if reply.code is not None else "no reply"
@@ -507,6 +532,7 @@ class _Outcome:
     reply: Reply
     server: str
     failure_type: str = ""
+    reason: str = ""  # the user's words when the relay was never asked (a mail not built)
 
 
 @dataclass
@@ -676,12 +702,11 @@ class _Batch:
             ]
             if not todo:
                 continue
-            attachments = []
-            if mail.chatter_message_id:
-                from chatter.models import Attachment
-
-                attachments = list(Attachment.objects.filter(message_id=mail.chatter_message_id))
-            common = _mail_bytes(mail=mail, from_header=from_header, attachments=attachments)
+            try:
+                common = self._mail_bytes(mail, from_header)
+            except Exception as exc:  # noqa: BLE001 - one mail that cannot be built fails alone
+                self._unbuildable(mail, todo, exc, config)
+                continue
             self.mime[mail.pk] = common
             for recipient in todo:
                 if mail.pk in self.lost or (
@@ -698,12 +723,50 @@ class _Batch:
                     self._quota_refuse(mail, recipient, config)
                     continue
                 sender = _envelope_sender(recipient)
+                try:
+                    address = mime.envelope_address(recipient.address)
+                    data = mime.with_envelope(common, sender=sender, recipient=address)
+                except mime.BuildError as exc:
+                    self.quota_left += 1  # it does not leave: the slot goes back
+                    self._unbuildable(mail, [recipient], exc, config)
+                    continue
                 yield Transaction(
-                    sender=sender,
-                    recipient=recipient.address,
-                    data=mime.with_envelope(common, sender=sender, recipient=recipient.address),
-                    token=(mail, recipient),
+                    sender=sender, recipient=address, data=data, token=(mail, recipient)
                 )
+
+    def _mail_bytes(self, mail: _MailRow, from_header: str) -> bytes:
+        attachments = []
+        if mail.chatter_message_id:
+            from chatter.models import Attachment
+
+            attachments = list(Attachment.objects.filter(message_id=mail.chatter_message_id))
+        return _mail_bytes(mail=mail, from_header=from_header, attachments=attachments)
+
+    def _unbuildable(
+        self, mail: _MailRow, recipients: list[_Recipient], exc: Exception, config: ServerConfig
+    ) -> None:
+        """Fail ``recipients`` of a mail that cannot be written, with the reason in words.
+
+        The rest of the batch goes on: a mail a stranger's header broke (a non-ASCII
+        Message-ID, an address that needs SMTPUTF8) must not hold back the queue behind it.
+        """
+        from chatter.models import FailureType
+
+        if not isinstance(exc, mime.BuildError):
+            logger.exception("mail %s could not be built", mail.pk)
+        reason = f"The mail could not be built: {build_failure_text(exc)}"
+        at_fault = getattr(exc, "header", "")
+        ftype = FailureType.FROM_INVALID if at_fault == "From" else FailureType.UNKNOWN
+        for recipient in recipients:
+            outcome = _Outcome(
+                recipient,
+                RecipientStatus.FAILED,
+                Reply(None, reason, type(exc).__name__),
+                config.label,
+                ftype,
+                reason=reason,
+            )
+            self._record(mail, outcome)
 
     def _settle(self, config: ServerConfig, session: RelaySession, results: list) -> None:
         """Record the outcomes the relay gave; a transaction cut off is delivered once more."""
@@ -837,9 +900,14 @@ class _Batch:
                     first = failures[0] if failures else None
                     ftype = first.failure_type if first else FailureType.UNKNOWN
                     reason = (
-                        failure_reason(server=first.server, reply=first.reply)
-                        if first and ftype != FailureType.QUOTA
-                        else (first.reply.text if first else "A recipient was refused.")
+                        first.reason
+                        or (
+                            failure_reason(server=first.server, reply=first.reply)
+                            if ftype != FailureType.QUOTA
+                            else first.reply.text
+                        )
+                        if first
+                        else "A recipient was refused."
                     )
                     updates[(MailState.EXCEPTION, None, ftype, reason)].append(mail.pk)
                     report.failed += 1
@@ -858,7 +926,7 @@ class _Batch:
                 if o.status == RecipientStatus.SENT:
                     delivered_notifications.append(nid)
                 elif o.status == RecipientStatus.FAILED:
-                    reason = (
+                    reason = o.reason or (
                         o.reply.text
                         if o.failure_type == FailureType.QUOTA
                         else failure_reason(server=o.server, reply=o.reply)

@@ -10,7 +10,8 @@ States (``outbox.models.MailState``)::
        └──retry── exception | cancel
 
 ``sending`` is internal: a worker holds the mail until ``lease_expires_at``; a mail whose worker
-died is claimed again once the lease has passed, so it is never lost and never stuck.
+died is claimed again once the lease has passed, so it is never lost and never stuck. Staff may
+still cancel it at any time, or retry it once its lease has passed.
 """
 
 import datetime as dt
@@ -34,7 +35,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # Where each user action may start from (odoo-behaviour §1.1 buttons).
 RETRY_FROM = frozenset(s for s, targets in TRANSITIONS.items() if OUTGOING in targets) - {SENDING}
-CANCEL_FROM = frozenset({OUTGOING, EXCEPTION})
+# Cancel also takes a mail from its worker: the worker's writes are guarded by its claim, so
+# they cannot undo the cancel. Retry takes ``sending`` mail only once its lease has run out
+# (``RETRY_STUCK_FROM``): retrying a live claim could send the same recipient twice.
+CANCEL_FROM = frozenset({OUTGOING, EXCEPTION, SENDING})
+RETRY_STUCK_FROM = frozenset({SENDING})
 SEND_NOW_FROM = frozenset({OUTGOING})
 
 

@@ -37,7 +37,7 @@ def test_headers_and_both_bodies_round_trip():
     assert msg["From"].addresses[0].display_name == "Zoë Müller"
     assert msg["From"].addresses[0].addr_spec == "notifications@mailhub.test"
     assert msg["To"] == "anna@customer.test"
-    assert msg["Return-Path"] == "<bounce+n1.sig@mailhub.test>"
+    assert msg["Return-Path"] is None  # the envelope carries it (RFC 5321 §4.4)
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["List-Unsubscribe"] == "<https://mailhub.test/u/1>"
     assert msg.get_all("To") == ["anna@customer.test"]  # extra headers cannot add recipients

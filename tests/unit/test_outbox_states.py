@@ -12,7 +12,7 @@ POLICY = states.RetryPolicy(delays=(60, 300, 900), max_attempts=5, max_age=dt.ti
 
 def test_actions_start_only_where_the_admin_buttons_show():
     assert states.RETRY_FROM == {states.EXCEPTION, states.CANCEL}
-    assert states.CANCEL_FROM == {states.OUTGOING, states.EXCEPTION}
+    assert states.CANCEL_FROM == {states.OUTGOING, states.EXCEPTION, states.SENDING}
     assert states.SEND_NOW_FROM == {states.OUTGOING}
 
 
