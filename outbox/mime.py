@@ -10,6 +10,7 @@ in quoted-printable. Mail with attachments goes through ``EmailMessage``.
 import base64
 import binascii
 import datetime as dt
+import re
 import uuid
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -54,9 +55,17 @@ class BuildError(ValueError):
         self.header = header  # the header at fault ("From"), when it is one
 
 
+# C0 and C1 control characters (and DEL) that are not whitespace: no header may carry them
+# (RFC 5322 §2.2, printable characters only), not even inside an encoded word.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
 def _clean(value: str) -> str:
     # No CR/LF may reach a header (header injection); runs of whitespace collapse to one space.
-    return " ".join(str(value).split())
+    value = str(value)
+    if not value.isprintable():
+        value = _CONTROLS.sub("", value)
+    return " ".join(value.split())
 
 
 def _fold(name: str, value: str) -> str:
@@ -165,12 +174,14 @@ def _mailbox(display_name: str, address: str) -> str:
     display_name = _clean(display_name)
     if not display_name:
         return address
-    if not _plain(display_name):
+    if not (display_name.isascii() and "=?" not in display_name and len(display_name) < 900):
+        # Non-ASCII, or ASCII that a reader would decode as an encoded word (even quoted).
         return f"{_encoded_words(display_name)} <{address}>"
-    if any(c in _PHRASE_SPECIALS for c in display_name):
-        quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}" <{address}>'
-    return f"{display_name} <{address}>"
+    if _plain(display_name) and not any(c in _PHRASE_SPECIALS for c in display_name):
+        return f"{display_name} <{address}>"
+    # A quoted string keeps specials and long words as typed; it folds at its spaces.
+    quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
 
 
 def _address_header(name: str, value: str) -> str:
@@ -215,7 +226,10 @@ def _date_header(date: dt.datetime) -> str:
 
 
 def _qp(text: str) -> bytes:
-    body = "\n".join(text.splitlines()).encode("utf-8") + b"\n"
+    # Lines end at CR LF, CR or LF only: str.splitlines() would also cut at U+2028, form feeds
+    # and the like, which are text.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    body = text.encode("utf-8") if text.endswith("\n") else text.encode("utf-8") + b"\n"
     return binascii.b2a_qp(body, quotetabs=False, istext=True).replace(b"\n", b"\r\n")
 
 
