@@ -26,11 +26,10 @@ def notification_threading(*, message: Message) -> dict:
     through References.
     """
     if message.kind != MessageKind.EMAIL:
+        # What the message answers; never its own id (References names the parents only).
         return {
             "message_id": message.message_id,
-            "references": " ".join(filter(None, [message.references, message.message_id]))
-            if message.references
-            else "",
+            "references": message.references,
             "in_reply_to": message.in_reply_to,
         }
     return {
