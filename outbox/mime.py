@@ -169,6 +169,18 @@ def envelope_address(address: str) -> str:
     return _ascii_address(address.strip())
 
 
+def sender_check(value: str) -> None:
+    """Raise ``BuildError`` unless ``value`` can be the From of a mail: one ASCII address.
+
+    For forms that take a From address, so a bad one is refused when typed rather than when
+    the mail is built.
+    """
+    mailboxes = [pair for pair in getaddresses([_clean(value)]) if pair[1]]
+    if len(mailboxes) != 1 or "@" not in mailboxes[0][1]:
+        raise BuildError("give one email address, e.g. Sales <sales@example.com>")
+    _mailbox(*mailboxes[0])
+
+
 def _mailbox(display_name: str, address: str) -> str:
     address = _ascii_address(address)
     display_name = _clean(display_name)
