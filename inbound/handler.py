@@ -81,6 +81,35 @@ def message_id_key(raw: bytes) -> bytes | None:
     return b"".join(match.group(1).split()).lower() if match else None
 
 
+# C0 controls, DEL, and the lone surrogates that stand for bytes that are not UTF-8.
+_BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x1f\x7f\udc80-\udcff]")
+REPLY_NO_STORAGE = "452 4.3.1 Insufficient system storage, please try again later"
+
+
+def envelope_address_problem(address: str, *, command: str, smtputf8: bool) -> str | None:
+    """The refusal of a MAIL FROM or RCPT TO address, or None when its characters are fine.
+
+    A control character is never part of an address (RFC 5321 §4.1.2); an address that is not
+    ASCII needs the SMTPUTF8 parameter on MAIL (RFC 6531 §3.5), else ``553 5.6.7``.
+    """
+    if _BAD_ADDRESS_CHARS.search(address):
+        # RFC 3463 §3.2: 5.1.7 bad sender address syntax, 5.1.3 bad destination.
+        status = "5.1.7" if command == "MAIL" else "5.1.3"
+        what = "sender" if command == "MAIL" else "recipient"
+        return f"553 {status} Bad {what} address syntax: control characters or invalid UTF-8"
+    if not smtputf8 and not address.isascii():
+        return "553 5.6.7 Non-ASCII address without SMTPUTF8 (RFC 6531 section 3.5)"
+    return None
+
+
+def _declared_size(mail_options: list[str]) -> int:
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class InboundHandler:
     def __init__(
         self, *, executor: Executor, process_executor: Executor, stores_at_once: int = 1
@@ -199,7 +228,27 @@ class InboundHandler:
         # RFC 2034: enhanced status codes are used only after they are advertised.
         return [*responses[:-1], "250-ENHANCEDSTATUSCODES", responses[-1]]
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        problem = envelope_address_problem(
+            address, command="MAIL", smtputf8=bool(envelope.smtp_utf8)
+        )
+        if problem:
+            return problem
+        budget = getattr(server, "budget", None)
+        if budget is not None and _declared_size(mail_options) > budget.available():
+            # RFC 1870 §6.2: a size we could take, but not now.
+            return REPLY_NO_STORAGE
+        # A hook that answers must do what aiosmtpd does without one.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        problem = envelope_address_problem(
+            address, command="RCPT", smtputf8=bool(envelope.smtp_utf8)
+        )
+        if problem:
+            return problem
         limit = too_many_recipients(
             accepted=len(envelope.rcpt_tos), limit=settings.MAILHUB_SMTPD_MAX_RECIPIENTS
         )

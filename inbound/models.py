@@ -65,6 +65,7 @@ class Decision(models.TextChoices):
     ALIAS_NEW = "alias_new", "Record created"
     ALIAS_POST = "alias_post", "Posted on the alias record"
     UNSUBSCRIBE = "unsubscribe", "Unsubscribe (List-Unsubscribe mailto)"
+    POSTMASTER = "postmaster", "To postmaster (kept for the admins)"
     REFUSED = "refused", "Refused"
 
 

@@ -22,6 +22,7 @@ class RcptKind(StrEnum):
     CATCHALL = "catchall"
     BOUNCE = "bounce"  # the domain's bounce address or a signed VERP address
     UNSUBSCRIBE = "unsubscribe"  # the List-Unsubscribe mailto (``inbound.unsubscribe``)
+    POSTMASTER = "postmaster"  # RFC 5321 §4.5.1: every domain takes mail for postmaster@
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ def rcpt_decide(
         return RcptDecision("250 2.1.5 OK", RcptKind.UNSUBSCRIBE)
     if alias is not None and alias.active:
         return RcptDecision("250 2.1.5 OK", RcptKind.ALIAS, alias)
+    if local == "postmaster":
+        return RcptDecision("250 2.1.5 OK", RcptKind.POSTMASTER)
     if local == domain.catchall_local.lower():
         return RcptDecision("250 2.1.5 OK", RcptKind.CATCHALL)
     if local == domain.bounce_local.lower() or verp_valid:
@@ -173,6 +176,10 @@ def route_recipient(
         # Never notifies anyone: an unsubscribe, automatic or not, must not make us send mail.
         return RoutingDecision(
             Decision.UNSUBSCRIBE, ACCEPT, "unsubscribe requested by mail", None, False
+        )
+    if rcpt.kind == RcptKind.POSTMASTER:
+        return RoutingDecision(
+            Decision.POSTMASTER, ACCEPT, "mail to postmaster@, for the admins", None, False
         )
     if rcpt.reply_target is not None:
         return RoutingDecision(

@@ -1,22 +1,50 @@
-"""The listener: aiosmtpd with the limits it lacks (connections total and per address).
+"""The listener: aiosmtpd with the limits it lacks.
 
 aiosmtpd has no connection limits (protocol.md §1.5); ``LimitedSMTP`` counts sessions in the
-event loop's thread and answers ``421 4.7.0`` to one too many, then closes. Commands per session
-are capped by aiosmtpd's ``command_call_limit`` (each command at most N times per session).
+event loop's thread and answers ``421 4.7.0`` to one too many, then closes; an address's share
+shrinks as the listener fills (``ConnectionLimits``). Commands per session are capped by
+aiosmtpd's ``command_call_limit`` (each command at most N times per session); a session also has
+an absolute lifetime and an idle timeout that only progress resets (``PROGRESS_COMMANDS``).
+DATA is read into one buffer within a memory budget shared by all sessions
+(``inbound.data_reader``).
 """
 
+import asyncio
+import functools
+import logging
 import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 from django.conf import settings
 from django.db import connection
 
+from mailhub.logfiles import log_event
+
+from .data_reader import DataProblem, DataReader, MemoryBudget
 from .handler import InboundHandler
 from .poster import PosterProcess
+from .tls import tls_listener_context
+
+logger = logging.getLogger("mailhub.inbound")
+# The banner names the product, not the library and its version (an attacker's shopping list).
+IDENT = "ESMTP MailHub"
+# Commands that move a transaction on; NOOP, RSET, HELP, VRFY and unknown ones do not, so they
+# never keep an idle session alive.
+PROGRESS_COMMANDS = ("HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "QUIT")
+DATA_CHUNK = 65536
+# The replies after the final dot, when the data is refused (RFC 5321 §4.2.5: only then).
+DATA_REPLIES = {
+    # RFC 3463 §3.7 5.6.0: a content problem, not a syntax error (500) of the command.
+    DataProblem.LINE_TOO_LONG: "554 5.6.0 Message refused: a line is longer than 1000 octets "
+    "(RFC 5321 section 4.5.3.1.6); encode the body (quoted-printable or base64) and resend",
+    DataProblem.TOO_BIG: "552 5.3.4 Message too big for this server",
+    # RFC 3463 §3.4 4.3.1: temporary; the sender keeps the message and tries again later.
+    DataProblem.NO_STORAGE: "452 4.3.1 Insufficient system storage, please try again later",
+}
 
 
 class ConnectionLimits:
@@ -28,8 +56,19 @@ class ConnectionLimits:
         self.total = 0
         self.per_ip: Counter[str] = Counter()
 
+    def per_ip_now(self) -> int:
+        """An address's slots: all of ``per_ip`` while half the listener is free, then less.
+
+        Past half full, an address may hold its share of what is left, so a few addresses can
+        never take every slot and a newcomer still gets in.
+        """
+        free = self.total_limit - self.total
+        if 2 * free >= self.total_limit:
+            return self.per_ip_limit
+        return max(1, min(self.per_ip_limit, self.per_ip_limit * 2 * free // self.total_limit))
+
     def admit(self, ip: str) -> bool:
-        if self.total >= self.total_limit or self.per_ip[ip] >= self.per_ip_limit:
+        if self.total >= self.total_limit or self.per_ip[ip] >= self.per_ip_now():
             return False
         self.total += 1
         self.per_ip[ip] += 1
@@ -52,11 +91,55 @@ _PLAIN_ANGLE_ADDR = re.compile(
 
 
 class LimitedSMTP(SMTP):
-    def __init__(self, handler, *, limits: ConnectionLimits, **kwargs) -> None:
-        super().__init__(handler, **kwargs)
+    def __init__(
+        self,
+        handler,
+        *,
+        limits: ConnectionLimits,
+        budget: MemoryBudget | None = None,
+        idle_timeout: float = 300.0,
+        lifetime: float = 1800.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(handler, ident=IDENT, timeout=idle_timeout, **kwargs)
         self.limits = limits
+        self.budget = budget if budget is not None else MemoryBudget(1 << 30)
+        self.idle_timeout = idle_timeout
+        self.lifetime = lifetime
         self._admitted_ip: str | None = None
         self._refused = False
+        self._started_at = self.loop.time()
+        self._progress_at = self._started_at
+        for name in PROGRESS_COMMANDS:
+            self._smtp_methods[name] = self._with_progress(self._smtp_methods[name])
+
+    def _with_progress(self, method):
+        @functools.wraps(method)  # keeps aiosmtpd's HELP text (its ``syntax`` attributes)
+        async def call(arg):
+            self._progress()
+            return await method(arg)
+
+        return call
+
+    def _progress(self) -> None:
+        self._progress_at = self.loop.time()
+        self._reset_timeout()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd re-arms its timer on every command; ours runs from the last progress, and
+        # never past the session's lifetime.
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        deadline = min(self._progress_at + self.idle_timeout, self._started_at + self.lifetime)
+        self._timeout_handle = self.loop.call_later(
+            max(deadline - self.loop.time(), 0.0), self._timeout_cb
+        )
+
+    def _timeout_cb(self) -> None:
+        # RFC 5321 §4.5.3.2: the server may close an idle session; 421 says why first.
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Session timed out, closing connection\r\n")
+        super()._timeout_cb()
 
     def connection_made(self, transport) -> None:
         first = self.transport is None
@@ -68,6 +151,16 @@ class LimitedSMTP(SMTP):
                 self._admitted_ip = ip
             else:
                 self._refused = True
+                log_event(
+                    logger,
+                    "inbound.refused",
+                    level=logging.WARNING,
+                    code=421,
+                    peer=ip,
+                    reason="too many connections",
+                    open=self.limits.total,
+                    from_peer=self.limits.per_ip[ip],
+                )
 
     def connection_lost(self, error) -> None:
         if self._admitted_ip is not None:
@@ -98,14 +191,84 @@ class LimitedSMTP(SMTP):
             return
         await super()._handle_client()
 
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading into one buffer (``DataReader``) instead of a list of lines."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = DataReader(size_limit=self.data_size_limit, budget=self.budget)
+        try:
+            while self.transport is not None:
+                try:
+                    chunk = await self._reader.read(DATA_CHUNK)
+                except asyncio.CancelledError:
+                    self._writer.close()  # the connection went away during DATA
+                    raise
+                if not chunk:
+                    return  # end of file: aiosmtpd cancels this session
+                self._progress()  # data arriving is progress; the lifetime still holds
+                rest = reader.feed(chunk)
+                if rest is not None:
+                    if rest:
+                        # What the client sent after the final dot (pipelined commands) goes
+                        # back to the reader, where the command loop reads it.
+                        self._reader._buffer[:0] = rest
+                    break
+            else:
+                return
+            if reader.problem is not None:
+                log_event(
+                    logger,
+                    "inbound.refused",
+                    code=DATA_REPLIES[reader.problem][:3],
+                    peer=self._admitted_ip,
+                    reason=f"DATA: {reader.problem}",
+                )
+                self._set_post_data_state()
+                await self.push(DATA_REPLIES[reader.problem])
+                return
+            # One copy as bytes (what the handler stores), then the buffer goes.
+            content = bytes(reader.content)
+            reader.content = bytearray()
+            self.envelope.content = self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()
+            await self.push(status)
+        finally:
+            reader.release()
+
 
 class InboundController(Controller):
-    def __init__(self, handler, *, limits: ConnectionLimits, **kwargs) -> None:
+    def __init__(
+        self,
+        handler,
+        *,
+        limits: ConnectionLimits,
+        budget: MemoryBudget,
+        idle_timeout: float,
+        lifetime: float,
+        **kwargs,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.limits = limits
+        self.budget = budget
+        self.session_times = {"idle_timeout": idle_timeout, "lifetime": lifetime}
 
     def factory(self) -> SMTP:
-        return LimitedSMTP(self.handler, limits=self.limits, **self.SMTP_kwargs)
+        return LimitedSMTP(
+            self.handler,
+            limits=self.limits,
+            budget=self.budget,
+            **self.session_times,
+            **self.SMTP_kwargs,
+        )
 
 
 def db_threads() -> int:
@@ -131,7 +294,11 @@ def executor_close_connections(executor: ThreadPoolExecutor, threads: int) -> No
 
 
 def inbound_controller(
-    *, host: str, port: int, ready_timeout: float = 10.0, poster_process: bool = False
+    *,
+    host: str,
+    port: int,
+    ready_timeout: float = 10.0,
+    poster_process: bool = False,
 ) -> InboundController:
     """A listener on host:port with MailHub's handler and limits (not started).
 
@@ -140,6 +307,15 @@ def inbound_controller(
     storing thread: one writer at a time is all SQLite has, and a post waiting for the lock would
     only delay the stores the SMTP clients wait for.
     """
+    server_hostname = settings.MAILHUB_INBOUND_HOSTNAME or settings.MAILHUB_MAIL_DOMAIN
+    # Before any thread starts: a certificate that cannot be loaded stops the start-up.
+    tls_context = tls_listener_context(
+        cert=settings.MAILHUB_SMTPD_TLS_CERT,
+        key=settings.MAILHUB_SMTPD_TLS_KEY,
+        debug=settings.DEBUG,
+        var_dir=settings.VAR_DIR,
+        hostname=server_hostname,
+    )
     executor = ThreadPoolExecutor(max_workers=db_threads(), thread_name_prefix="inbound-db")
     if connection.vendor == "sqlite":
         process_executor = executor
@@ -158,15 +334,21 @@ def inbound_controller(
             total=settings.MAILHUB_SMTPD_MAX_CONNECTIONS,
             per_ip=settings.MAILHUB_SMTPD_MAX_CONNECTIONS_PER_IP,
         ),
+        budget=MemoryBudget(settings.MAILHUB_SMTPD_MEMORY_BUDGET),
+        idle_timeout=settings.MAILHUB_SMTPD_IDLE_TIMEOUT,
+        lifetime=settings.MAILHUB_SMTPD_SESSION_LIFETIME,
         hostname=host,
         port=port,
         ready_timeout=ready_timeout,
         # The banner name; without it aiosmtpd does a DNS lookup per connection.
-        server_hostname=settings.MAILHUB_INBOUND_HOSTNAME or settings.MAILHUB_MAIL_DOMAIN,
+        server_hostname=server_hostname,
         data_size_limit=settings.MAILHUB_SMTPD_MAX_SIZE,
         command_call_limit=settings.MAILHUB_SMTPD_MAX_COMMANDS,
         decode_data=False,
         enable_SMTPUTF8=True,
+        # STARTTLS (RFC 3207) is offered when a certificate is configured; never required:
+        # MX-to-MX mail falls back to plain text rather than bounce (RFC 3207 §4).
+        tls_context=tls_context,
     )
     controller.executor = executor
     controller.process_executor = process_executor

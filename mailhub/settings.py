@@ -166,6 +166,15 @@ MAILHUB_SMTPD_MAX_RECIPIENTS = env.int("MAILHUB_SMTPD_MAX_RECIPIENTS", default=1
 MAILHUB_SMTPD_MAX_CONNECTIONS = env.int("MAILHUB_SMTPD_MAX_CONNECTIONS", default=200)
 MAILHUB_SMTPD_MAX_CONNECTIONS_PER_IP = env.int("MAILHUB_SMTPD_MAX_CONNECTIONS_PER_IP", default=60)
 MAILHUB_SMTPD_MAX_COMMANDS = env.int("MAILHUB_SMTPD_MAX_COMMANDS", default=1000)
+# Message data held at once over all inbound connections; past it new data gets 452 4.3.1.
+MAILHUB_SMTPD_MEMORY_BUDGET = env.int("MAILHUB_SMTPD_MEMORY_BUDGET", default=128 * 1024 * 1024)
+# RFC 5321 §4.5.3.2.7: 5 minutes without progress; and a cap on any one session.
+MAILHUB_SMTPD_IDLE_TIMEOUT = env.float("MAILHUB_SMTPD_IDLE_TIMEOUT", default=300.0)
+MAILHUB_SMTPD_SESSION_LIFETIME = env.float("MAILHUB_SMTPD_SESSION_LIFETIME", default=1800.0)
+# STARTTLS certificate chain and key (PEM files); empty: a self-signed pair under var/tls in
+# DEBUG (the quick start), no STARTTLS otherwise.
+MAILHUB_SMTPD_TLS_CERT = env.str("MAILHUB_SMTPD_TLS_CERT", default="")
+MAILHUB_SMTPD_TLS_KEY = env.str("MAILHUB_SMTPD_TLS_KEY", default="")
 # Loop protection: a sender creating this many records through aliases within the window is
 # refused (Odoo's mail.gateway.loop.threshold / .minutes).
 MAILHUB_LOOP_THRESHOLD = env.int("MAILHUB_LOOP_THRESHOLD", default=20)

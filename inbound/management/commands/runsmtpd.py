@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inbound.server import inbound_controller, inbound_controller_close, sweep_forever
+from inbound.tls import TLSConfigError
 from mailhub.listen import parse_listen
 
 
@@ -26,7 +27,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, listen: str, sweep_interval: float, **options):
         host, port = parse_listen(listen)
-        controller = inbound_controller(host=host, port=port, poster_process=True)
+        try:
+            controller = inbound_controller(host=host, port=port, poster_process=True)
+        except TLSConfigError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             controller.start()
         except (OSError, RuntimeError, TimeoutError) as exc:
