@@ -2,10 +2,10 @@
 
 from email.utils import formataddr
 
-import nh3
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from .html_text import html_to_text
 from .models import Message
 
 
@@ -30,7 +30,7 @@ def notification_mail_content(*, message: Message) -> dict:
     body_html = render_to_string("chatter/email/notification.html", context)
     body_text = render_to_string(
         "chatter/email/notification.txt",
-        {**context, "body_text": nh3.clean(message.body, tags=set()).strip()},
+        {**context, "body_text": html_to_text(message.body)},
     )
     return {
         # The author's name, our notification address (odoo-behaviour §9.3: encapsulated sender).
