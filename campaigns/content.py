@@ -1,49 +1,13 @@
-"""Pure helpers for campaign mail: the plain-text part, the footer, the unsubscribe token.
+"""Pure helpers for campaign mail: the footer and the unsubscribe token.
 
 No database here, so they are tested without one.
 """
 
-import re
-from html import unescape
 from urllib.parse import quote
 
-import nh3
 from django.core import signing
 
 UNSUBSCRIBE_SALT = "campaigns.unsubscribe"
-
-_BLOCK_BREAK = re.compile(r"<(?:/p|/div|/h[1-6]|/ul|/ol|/table|/blockquote)\s*>", re.IGNORECASE)
-_LINE_BREAK = re.compile(r"<(?:br\s*/?|/li|/tr)\s*>", re.IGNORECASE)
-_LIST_ITEM = re.compile(r"<li\b[^>]*>", re.IGNORECASE)
-_LINK = re.compile(
-    r"<a\b[^>]*\bhref\s*=\s*([\"'])(?P<href>[^\"']*)\1[^>]*>(?P<text>.*?)</a\s*>",
-    re.IGNORECASE | re.DOTALL,
-)
-_DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-
-
-def html_to_plain(html: str) -> str:
-    """The text/plain alternative of an HTML body: paragraphs kept, links written out.
-
-    Mail clients that show only text (and spam filters that compare both parts) get the same
-    content as the HTML readers.
-    """
-    text = _DROP.sub("", html or "")
-
-    def link(match: re.Match) -> str:
-        href, label = match.group("href"), match.group("text")
-        label_text = nh3.clean(label, tags=set()).strip()
-        if not href or href.startswith("#") or unescape(label_text) == unescape(href):
-            return label
-        return f"{label} ({href})"
-
-    text = _LINK.sub(link, text)
-    text = _LIST_ITEM.sub("- ", text)
-    text = _BLOCK_BREAK.sub("\n\n", text)
-    text = _LINE_BREAK.sub("\n", text)
-    text = unescape(nh3.clean(text, tags=set()))
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def unsubscribe_token(*, campaign_id: int, contact_id: int) -> str:

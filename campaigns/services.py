@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chatter.content import sanitize_html
+from chatter.html_text import html_to_text
 from chatter.models import Contact, normalize_email
 
 from . import content
@@ -464,7 +465,7 @@ def campaign_batch_send(*, campaign_id: int, limit: int) -> int | None:
                     unsubscribed_at__isnull=False,
                 ).values_list("contact_id", flat=True)
             )
-            body_text = content.html_to_plain(campaign.body_html)
+            body_text = html_to_text(campaign.body_html)
             rows, mailed, drafts, duplicates = [], [], [], 0
             for member in members:
                 contact = member.contact

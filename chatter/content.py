@@ -5,10 +5,12 @@ mark it safe.
 """
 
 import re
-from html import unescape
 
 import nh3
 from django.utils.html import escape
+
+from .html_caps import html_cap
+from .html_urls import url_clean, url_scheme
 
 # What a message body may contain: text formatting, links, lists, quotes, tables and images.
 # No script, style, form or event attribute survives; links get rel="noopener noreferrer".
@@ -59,24 +61,58 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
     "abbr": {"title"},
 }
-# cid: lets inline images of inbound mail point at their attachment; data: and javascript: never.
-URL_SCHEMES = {"http", "https", "mailto", "cid"}
+# Only these schemes survive in a link; an image loads only from these (``cid:`` is an inline
+# image of the same mail). data:, javascript:, file: and relative URLs never survive.
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+REMOTE_IMAGE_SCHEMES = frozenset({"http", "https"})
+URL_SCHEMES = LINK_SCHEMES | {"cid"}
+# HTML attributes whose value is a URL the browser may load or follow. Only href and src are
+# allowed above; the others are listed so that allowing one later cannot open a way around the
+# URL rule (srcset, background, poster… are dropped by the allowlist today).
+URL_ATTRIBUTES = frozenset(
+    "action background cite codebase data dynsrc formaction href icon itemtype longdesc lowsrc "
+    "manifest ping poster src srcset usemap xlink:href".split()
+)
 
 _URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-_BLOCK_END = re.compile(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
+
+
+def _truncation_note(cuts: list[str]) -> str:
+    return f"<p><em>Content truncated: {escape('; '.join(cuts))}.</em></p>" if cuts else ""
+
+
+def _clean(html: str, *, link_rel: str, attribute_filter) -> tuple[str, list[str]]:
+    """nh3 with our allowlist, on markup that went through the hard caps first."""
+    capped = html_cap(html or "")
+    cleaned = nh3.clean(
+        capped.html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel=link_rel,
+        strip_comments=True,
+        attribute_filter=attribute_filter,
+    )
+    return cleaned, capped.cuts
+
+
+def _own_url(tag: str, attribute: str, value: str) -> str | None:
+    """Our own content (composer, campaigns, admin): absolute links and images only."""
+    if attribute not in URL_ATTRIBUTES:
+        return value
+    scheme = url_scheme(value)
+    if tag == "img" and attribute == "src":
+        return url_clean(value) if scheme in REMOTE_IMAGE_SCHEMES | {"cid"} else None
+    if tag == "a" and attribute == "href":
+        return url_clean(value) if scheme in LINK_SCHEMES else None
+    return None
 
 
 def sanitize_html(html: str) -> str:
     """Keep the formatting of untrusted HTML and drop anything that could run or track."""
-    return nh3.clean(
-        html or "",
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    cleaned, cuts = _clean(html, link_rel="noopener noreferrer", attribute_filter=_own_url)
+    return cleaned + _truncation_note(cuts)
 
 
 def _linkify(escaped: str) -> str:
@@ -98,12 +134,6 @@ def text_to_html(text: str) -> str:
     return sanitize_html("".join(paragraphs))
 
 
-def html_to_text(html: str) -> str:
-    """A plain-text preview of a stored body (for lists and the inbox)."""
-    spaced = _BLOCK_END.sub(" ", html or "")
-    return re.sub(r"\s+", " ", unescape(nh3.clean(spaced, tags=set()))).strip()
-
-
 # --- inbound mail ---------------------------------------------------------------------------------
 # Mail from outside is untrusted twice over: it may try to run script (nh3 drops it) and it may
 # load remote images that tell the sender when and where it was read (blocked unless asked).
@@ -117,8 +147,7 @@ _QUOTE_INTRO = re.compile(
 _HTML_QUOTE_START = re.compile(r"<blockquote\b", re.IGNORECASE)
 
 
-def _is_remote(url: str) -> bool:
-    return url.lower().startswith(("http:", "https:", "//"))
+RECEIVED_LINK_REL = "noopener noreferrer nofollow"
 
 
 def sanitize_email_html(
@@ -127,33 +156,32 @@ def sanitize_email_html(
     """Inbound HTML → safe HTML; returns (html, whether remote images were blocked).
 
     ``cid_url(content_id)`` gives the app URL of an inline image stored as an attachment
-    (``cid:`` links are rewritten to it); remote images keep their ``alt`` text but lose their
-    ``src`` unless ``allow_remote_images``.
+    (``cid:`` images are rewritten to it; without it they are dropped). An ``http(s)`` image
+    keeps its ``alt`` text but loses its ``src`` unless ``allow_remote_images``. Every other
+    image URL is dropped, relative ones included (they would make the reader's browser request
+    our own pages, or another host for ``//host``); links keep only http, https and mailto.
     """
     blocked = False
 
     def keep(tag: str, attribute: str, value: str) -> str | None:
         nonlocal blocked
-        if tag == "img" and attribute == "src":
-            if value.lower().startswith("cid:"):
-                return cid_url(value[4:].strip("<>")) if cid_url else None
-            if _is_remote(value) and not allow_remote_images:
-                blocked = True
-                return None
-        elif value.lower().startswith("cid:"):
+        if attribute not in URL_ATTRIBUTES:
+            return value
+        scheme = url_scheme(value)
+        if tag == "a" and attribute == "href":
+            return url_clean(value) if scheme in LINK_SCHEMES else None
+        if tag != "img" or attribute != "src":
             return None
-        return value
+        if scheme == "cid":
+            return cid_url(url_clean(value)[4:].strip("<>")) if cid_url else None
+        if scheme in REMOTE_IMAGE_SCHEMES:
+            if allow_remote_images:
+                return url_clean(value)
+            blocked = True
+        return None
 
-    cleaned = nh3.clean(
-        html or "",
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-        attribute_filter=keep,
-    )
-    return fold_quoted_html(cleaned), blocked
+    cleaned, cuts = _clean(html, link_rel=RECEIVED_LINK_REL, attribute_filter=keep)
+    return fold_quoted_html(cleaned) + _truncation_note(cuts), blocked
 
 
 def _details(inner: str) -> str:
@@ -161,13 +189,24 @@ def _details(inner: str) -> str:
 
 
 def fold_quoted_html(html: str) -> str:
-    """Fold the quoted history (from the first ``<blockquote>`` on) behind a toggle."""
+    """Fold the quoted history (from the first ``<blockquote>`` on) behind a toggle.
+
+    Takes HTML that is already sanitised: cutting may split an element, so a second nh3 pass
+    closes what is open, with no URL rule (the first pass chose the URLs, among them our own
+    relative inline-image URLs, which the rule for received mail would drop).
+    """
     match = _HTML_QUOTE_START.search(html)
     if not match or not html[: match.start()].strip():
         return html  # nothing but quote: show it as it is
     head, quote = html[: match.start()], html[match.start() :]
-    # Cutting may split an element; a second pass through the sanitiser closes what is open.
-    return sanitize_html(head + _details(quote))
+    return nh3.clean(
+        head + _details(quote),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel=RECEIVED_LINK_REL,
+        strip_comments=True,
+    )
 
 
 def email_text_to_html(text: str) -> str:

@@ -1,11 +1,11 @@
 """How a chatter message looks as an email (subject, sender, bodies, threading headers)."""
 
-import nh3
 from django.conf import settings
 from django.template.loader import render_to_string
 
 from outbox.mime import address_text
 
+from .html_text import html_to_text
 from .models import Message, MessageKind, new_message_id
 
 
@@ -53,7 +53,7 @@ def notification_mail_content(*, message: Message) -> dict:
     body_html = render_to_string("chatter/email/notification.html", context)
     body_text = render_to_string(
         "chatter/email/notification.txt",
-        {**context, "body_text": nh3.clean(message.body, tags=set()).strip()},
+        {**context, "body_text": html_to_text(message.body)},
     )
     return {
         # The author's name, our notification address (odoo-behaviour §9.3: encapsulated sender).

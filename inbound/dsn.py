@@ -19,9 +19,10 @@ from email import message_from_bytes, policy
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import parseaddr
-from html.parser import HTMLParser
 
 from flufl.bounce import all_failures
+
+from chatter.html_text import html_to_text
 
 # Action values of RFC 3464 §2.3.3.
 FAILED = "failed"
@@ -179,40 +180,6 @@ def _normalise_address(value: str) -> str:
     return address.strip().lower()
 
 
-class _TextExtractor(HTMLParser):
-    """HTML → text keeping line breaks at block ends (Exchange sends its words as HTML)."""
-
-    _BREAKS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("style", "script", "head"):
-            self._skip += 1
-        elif tag in self._BREAKS:
-            self.chunks.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in ("style", "script", "head"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BREAKS:
-            self.chunks.append("\n")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.chunks.append(data)
-
-
-def _html_to_text(html: str) -> str:
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.chunks)
-
-
 def _part_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
@@ -254,7 +221,7 @@ def _human_text(message: Message) -> str:
                 return text
     for part in _own_parts(message):
         if part.get_content_type() == "text/html":
-            text = _tidy(_html_to_text(_part_text(part)))
+            text = _tidy(html_to_text(_part_text(part)))
             if text:
                 return text
     return ""

@@ -1,6 +1,7 @@
 """Campaign mail content without a database: the text part, the token, the RFC 8058 headers."""
 
 from campaigns import content
+from chatter.html_text import html_to_text
 
 
 def test_plain_text_keeps_paragraphs_lists_and_writes_links_out():
@@ -9,7 +10,7 @@ def test_plain_text_keeps_paragraphs_lists_and_writes_links_out():
         '<ul><li>Chairs</li><li>Desks</li></ul><p><a href="https://shop.test/c">See it</a></p>'
         "<script>alert(1)</script>"
     )
-    assert content.html_to_plain(html) == (
+    assert html_to_text(html) == (
         "Spring & summer\n\nHello Alice,\nour catalogue is out.\n\n- Chairs\n- Desks\n\n"
         "See it (https://shop.test/c)"
     )
@@ -17,7 +18,7 @@ def test_plain_text_keeps_paragraphs_lists_and_writes_links_out():
 
 def test_a_link_whose_text_is_its_address_is_written_once():
     html = '<p><a href="https://shop.test">https://shop.test</a></p>'
-    assert content.html_to_plain(html) == "https://shop.test"
+    assert html_to_text(html) == "https://shop.test"
 
 
 def test_token_round_trip_and_tampering_is_refused():

@@ -1,6 +1,6 @@
 """What users type becomes safe HTML; HTML from elsewhere loses anything that could run."""
 
-from chatter.content import html_to_text, sanitize_html, text_to_html
+from chatter.content import sanitize_html, text_to_html
 
 
 def test_typed_text_is_escaped_not_interpreted():
@@ -44,5 +44,12 @@ def test_sanitize_keeps_formatting_links_and_cid_images():
     assert "<td>1</td>" in html
 
 
-def test_html_to_text_preview():
-    assert html_to_text("<p>a &amp; b</p><p>c<br>d</p>") == "a & b c d"
+def test_own_content_keeps_only_absolute_links_and_images():
+    html = sanitize_html(
+        '<a href=" https://shop.test/a">a</a><a href="/admin/">b</a><a href="//evil.test/">c</a>'
+        '<a href="java\tscript:alert(1)">d</a><img src="https://cdn.test/logo.png">'
+        '<img src="/admin/logout/"><img src="\\\\evil.test\\x.png">'
+    )
+    assert 'href="https://shop.test/a"' in html
+    assert html.count("href=") == 1 and html.count("src=") == 1
+    assert 'src="https://cdn.test/logo.png"' in html

@@ -1,0 +1,102 @@
+"""Sanitising has hard caps applied while walking the markup: size, nesting, open text styles.
+
+Before the caps, 150,000 nested ``<div>`` (1.6 MB) took minutes (the tree builder is quadratic in
+depth). The time bounds below are generous for a shared CI machine; on main they took > 10 s
+already for 40,000 levels.
+"""
+
+import re
+import time
+
+import pytest
+
+from chatter import html_caps
+from chatter.content import sanitize_email_html, sanitize_html
+from chatter.html_text import html_to_text
+
+HOSTILE = {
+    "nested divs": "<div>" * 150_000 + "deep" + "</div>" * 150_000,
+    "self-closed divs": "<div/>" * 150_000 + "deep",
+    "unclosed spans": "<span>" * 200_000 + "deep",
+    "nested tables": "<table><tr><td>" * 60_000 + "deep",
+    "nested quotes": "<blockquote>" * 120_000 + "deep",
+    "styles with distinct attributes": "".join(f"<b id={i}>" for i in range(30_000))
+    + "<p>deep</p>" * 20_000,
+    "unterminated tags": "<a" * 400_000,
+    "unterminated quotes": '<a href="' * 200_000,
+    "mixed": ("<div><font><i><ul><li>" * 30_000) + "deep",
+}
+
+
+def _depth(html: str) -> int:
+    depth = deepest = 0
+    for closing, name in re.findall(r"<(/?)([a-z0-9]+)", html):
+        if name in html_caps.VOID:
+            continue
+        depth += -1 if closing else 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_nesting_is_cut_in_bounded_time(name):
+    started = time.perf_counter()
+    safe, _ = sanitize_email_html(HOSTILE[name])
+    took = time.perf_counter() - started
+    assert took < 5, f"{name}: {took:.1f} s"
+    # The tree may add what the markup implies: the reopened text styles and our notice.
+    assert _depth(safe) <= html_caps.MAX_DEPTH + html_caps.MAX_OPEN_FORMATTING + 2
+    if "deep" in HOSTILE[name][-10:] and "unterminated" not in name:
+        assert "deep" in safe  # the text is kept, only the tags beyond the cap go
+    assert "Content truncated:" in safe
+
+
+def test_the_size_cap_cuts_and_says_so():
+    html = "<p>" + "a" * (html_caps.MAX_HTML_CHARS + 10) + "</p><p>tail</p>"
+    safe = sanitize_html(html)
+    assert "tail" not in safe
+    assert "Content truncated: only the first 1,000,000 characters" in safe
+
+
+def test_ordinary_mail_passes_untouched():
+    html = (
+        "<table><tr><td><table><tr><td><div><p>Hello <b><i>Anna</i></b>,</p>"
+        "<ul><li>one<li>two</ul><p>a<p>b</td></tr></table></td></tr></table>"
+    )
+    capped = html_caps.html_cap(html)
+    assert capped.cuts == []
+    assert capped.html == html
+    assert "Content truncated" not in sanitize_html(html)
+
+
+def test_depth_beyond_the_cap_is_flattened_and_the_rest_keeps_its_structure():
+    html = "<div>" * 300 + "inner" + "</div>" * 300 + "<p>after</p><ul><li>item</li></ul>"
+    capped = html_caps.html_cap(html, max_depth=50)
+    assert capped.html.count("<div>") == 50 and capped.html.count("</div>") == 50
+    assert capped.html.endswith("<p>after</p><ul><li>item</li></ul>")
+    assert capped.cuts == ["elements nested deeper than 50 levels were flattened"]
+
+
+def test_a_quoted_gt_does_not_end_a_tag_but_a_quote_inside_a_value_does_not_open_one():
+    # Both would let markup that the browser reads as tags pass uncounted.
+    html = '<div title="a > b">x</div><div a=x"y>' + "<div>" * 500 + "z"
+    capped = html_caps.html_cap(html, max_depth=20)
+    assert capped.html.count("<div>") <= 20
+    assert '<div title="a > b">x</div>' in capped.html
+
+
+def test_the_text_conversion_is_capped_too():
+    started = time.perf_counter()
+    assert "deep" in html_to_text(HOSTILE["nested divs"])
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("element", ["title", "textarea", "style", "xmp", "iframe"])
+def test_markup_after_a_raw_text_element_is_counted_as_the_browser_reads_it(element):
+    # The quote is text inside <title>: the <div>s after </title> are real and must be counted.
+    html = f'<{element}><a b="</{element}>' + "<div>" * 500 + 'x">'
+    capped = html_caps.html_cap(html, max_depth=20)
+    assert capped.html.count("<div>") <= 20
+    # Tags inside the raw text are text: not cut, not counted.
+    inside = f"<{element}>" + "<div>" * 50 + f"</{element}><p>after</p>"
+    assert html_caps.html_cap(inside, max_depth=20).html == inside
