@@ -7,6 +7,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from .models import Message
+from .reply_address import ReplyRef, reply_address
 
 
 def _catchall_address() -> str:
@@ -14,6 +15,15 @@ def _catchall_address() -> str:
 
     domain = AliasDomain.objects.filter(domain=settings.MAILHUB_MAIL_DOMAIN).first()
     return domain.catchall_address if domain else f"catchall@{settings.MAILHUB_MAIL_DOMAIN}"
+
+
+def notification_reply_to(*, message_id: int, notification_id: int) -> str:
+    """The Reply-To of one recipient's copy: a signed address naming the thread and recipient,
+    so the reply routes even when a relay rewrites our Message-ID and drops References."""
+    return reply_address(
+        ref=ReplyRef(message_id=message_id, notification_id=notification_id),
+        domain=settings.MAILHUB_MAIL_DOMAIN,
+    )
 
 
 def notification_mail_content(*, message: Message) -> dict:
@@ -35,6 +45,7 @@ def notification_mail_content(*, message: Message) -> dict:
     return {
         # The author's name, our notification address (odoo-behaviour §9.3: encapsulated sender).
         "from_addr": formataddr((author_name, settings.MAILHUB_DEFAULT_FROM)),
+        # The copies carry their own (``notification_reply_to``); this is the fallback.
         "reply_to": _catchall_address(),
         "subject": message.subject or title,
         "body_html": body_html,

@@ -182,6 +182,8 @@ def _build_with_attachments(*, attachments: Sequence, extra: dict, date, **field
     return msg.as_bytes()
 
 
-def with_envelope(common: bytes, *, sender: str, recipient: str) -> bytes:
-    """One recipient's copy: its Return-Path (VERP) and To in front of the shared part."""
-    return f"Return-Path: <{sender}>\r\nTo: {_clean(recipient)}\r\n".encode() + common
+def with_envelope(common: bytes, *, sender: str, recipient: str, reply_to: str = "") -> bytes:
+    """One recipient's copy: its Return-Path (VERP), To and, when it has its own, Reply-To in
+    front of the shared part (which then has no Reply-To)."""
+    own = _address_header("Reply-To", reply_to) if reply_to else ""
+    return f"Return-Path: <{sender}>\r\nTo: {_clean(recipient)}\r\n{own}".encode() + common

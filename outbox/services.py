@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chatter.rendering import notification_reply_to
 from mailhub.logfiles import log_event
 
 from . import mime, states
@@ -424,7 +425,8 @@ def _mail_bytes(*, mail: OutgoingMail, from_header: str, attachments: Sequence) 
         subject=mail.subject,
         body_text=mail.body_text,
         body_html=mail.body_html,
-        reply_to=mail.reply_to,
+        # A chatter notification's copies each carry their own Reply-To (``_reply_to``).
+        reply_to="" if mail.chatter_message_id else mail.reply_to,
         in_reply_to=mail.in_reply_to,
         references=mail.references,
         system=mail.system,
@@ -441,6 +443,15 @@ def _envelope_sender(recipient: "_Recipient") -> str:
         else VerpRef("r", recipient.pk)
     )
     return bounce_address(ref=ref)
+
+
+def _reply_to(mail: "_MailRow", recipient: "_Recipient") -> str:
+    """A notification's signed reply address naming its thread and recipient, else the mail's."""
+    if mail.chatter_message_id and recipient.notification_id:
+        return notification_reply_to(
+            message_id=mail.chatter_message_id, notification_id=recipient.notification_id
+        )
+    return mail.reply_to
 
 
 def failure_reason(*, server: str, reply: Reply) -> str:
@@ -701,7 +712,12 @@ class _Batch:
                 yield Transaction(
                     sender=sender,
                     recipient=recipient.address,
-                    data=mime.with_envelope(common, sender=sender, recipient=recipient.address),
+                    data=mime.with_envelope(
+                        common,
+                        sender=sender,
+                        recipient=recipient.address,
+                        reply_to=_reply_to(mail, recipient) if mail.chatter_message_id else "",
+                    ),
                     token=(mail, recipient),
                 )
 
