@@ -220,6 +220,8 @@ def _route_reply(*, mail: MailFacts, rcpt: RecipientFacts) -> RoutingDecision:
     decision = RoutingDecision(
         Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, not mail.automatic
     )
+    if mail.claims_ours:
+        return _trusted(mail, decision)
     if not (rcpt.sender_was_sent or rcpt.sender_follows):
         # Held, not refused: a leaked or forwarded token, but just as often a customer writing
         # from a second address. Posting would make them a follower able to read the thread.
@@ -228,7 +230,7 @@ def _route_reply(*, mail: MailFacts, rcpt: RecipientFacts) -> RoutingDecision:
             f"{mail.sender or 'the sender'} is neither a recipient of the message answered "
             "nor a follower of the record",
         )
-    return _trusted(mail, decision)
+    return decision
 
 
 def route_recipient(
