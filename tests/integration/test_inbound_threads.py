@@ -4,7 +4,12 @@ Everything goes through a real listener on loopback; held mail is released or di
 through the real admin.
 """
 
+import json
+import os
+import random
 import smtplib
+import string
+import time
 from email import message_from_bytes
 from email.policy import SMTP
 from email.utils import make_msgid
@@ -24,7 +29,7 @@ from outbox.services import mails_send
 from records.models import Ticket
 from tests.conftest import free_port
 from tests.support.chatter import StaffFactory
-from tests.support.inbound import build_mail, send, smtp_client
+from tests.support.inbound import build_mail, send, smtp_client, wait_processed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -386,3 +391,193 @@ def test_replies_route_when_a_relay_rewrites_every_message_id(
             ),
         )
     assert refused.value.smtp_code == 550
+
+
+# --- the same classes with generated inputs (``bench/threads`` prints the figures) --------------
+
+
+def _variants_count() -> int:
+    return int(os.environ.get("MAILHUB_THREADS_COUNT", "8"))
+
+
+def _random_sender(rng: random.Random) -> str:
+    local = "".join(
+        rng.choices(string.ascii_lowercase + string.digits + ".-_", k=rng.randint(3, 12))
+    )
+    domain = rng.choice(["evil.test", "customer-lookalike.test", "gmail.test", "mailhub.test.evil"])
+    return f"{local.strip('.') or 'x'}@{domain}"
+
+
+def _forged(rng: random.Random, address: str, sent_pk: int) -> str:
+    local, _, domain = address.partition("@")
+    prefix, _, signature = local.rpartition(".")
+    thread, _, recipient = prefix.removeprefix("reply+").partition(".")
+    digit = rng.randrange(len(signature))
+    other = rng.choice([c for c in "0123456789abcdef" if c != signature[digit]])
+    return rng.choice(
+        [
+            f"{prefix}.{signature[:digit]}{other}{signature[digit + 1 :]}@{domain}",
+            f"reply+{thread}.{int(recipient) + rng.randint(1, 99)}.{signature}@{domain}",
+            f"reply+{sent_pk + rng.randint(1, 99)}.{recipient}.{signature}@{domain}",
+            # Swapped numbers (a different address only when the numbers differ).
+            f"reply+{recipient}.{thread}.{signature}@{domain}"
+            if recipient != thread
+            else f"reply+{thread}.{recipient}0.{signature}@{domain}",
+            f"{prefix}.{signature[: rng.randint(0, len(signature) - 1)]}@{domain}",
+            f"{prefix}@{domain}",
+        ]
+    )
+
+
+def _ours(rng: random.Random, staff_email: str) -> str:
+    local, _, domain = staff_email.partition("@")
+    name = rng.choice(["", "IT Support", "Agent", "=?utf-8?q?Agent?="])
+    address = rng.choice(
+        [
+            "".join(rng.choice([c.lower(), c.upper()]) for c in staff_email),
+            f"{rng.choice(['ceo', 'billing', 'root', 'notifications'])}@"
+            + "".join(rng.choice([c.lower(), c.upper()]) for c in "mailhub.test"),
+        ]
+    )
+    return f"{name} <{address}>" if name else address
+
+
+def test_generated_leaks_forgeries_and_spoofs_never_post(
+    mail_domain, inbound_listener, rewriting_relay, outbox_settings
+):
+    seed = int(os.environ.get("MAILHUB_THREADS_SEED", random.randrange(1 << 30)))
+    rng, count = random.Random(seed), _variants_count()
+    ticket, sent, agent, customer = _thread()
+    restricted = Ticket.objects.create(title="Board only")
+    follower_add(record=restricted, contact=customer)
+    board = message_post(record=restricted, author=None, body="<p>Minutes</p>", subject="Board")
+    Alias.objects.create(
+        domain=mail_domain,
+        local_part="board",
+        model=ContentType.objects.get_for_model(Ticket),
+        record_id=restricted.pk,
+        contact_security=ContactSecurity.FOLLOWERS,
+    )
+    mails_send()
+    copy = next(m.message for m in rewriting_relay.received if m.rcpt_tos == [customer.email])
+    their_address = str(copy["Reply-To"])
+    board_token = Notification.objects.get(message=board, contact=customer)
+    listener = inbound_listener()
+    threads = {ticket.pk, restricted.pk}
+
+    def counts() -> dict:
+        return {
+            "posted": Message.objects.filter(object_id__in=threads).count(),
+            "followers": Follower.objects.filter(object_id__in=threads).count(),
+            "records": Ticket.objects.count(),
+            "mails": OutgoingMail.objects.count(),
+        }
+
+    def run(case: str, mails: list[tuple[str, str, dict]]) -> dict:
+        """Send (sender, rcpt, headers) each on its own session; what came back and got in."""
+        before, codes, start = counts(), {}, time.monotonic()
+        first = InboundMail.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        for n, (sender, rcpt, headers) in enumerate(mails):
+            msg = build_mail(
+                sender=sender, to=rcpt, message_id=f"<{seed}.{start}.{n}@x.test>", **headers
+            )
+            with smtp_client(listener.port) as client:
+                client.mail("bounces@x.test")
+                code, _ = client.rcpt(rcpt)
+                if code == 250:
+                    code, _ = client.data(msg.as_bytes(policy=SMTP))
+            codes[code] = codes.get(code, 0) + 1
+        wait_processed()
+        after = counts()
+        held = InboundMail.objects.filter(id__gt=first, decision=Decision.HELD).count()
+        return {
+            "case": case,
+            "sent": len(mails),
+            "answers": codes,
+            "held": held,
+            **{k: after[k] - before[k] for k in after},
+            "seconds": round(time.monotonic() - start, 2),
+        }
+
+    rows = [
+        run(
+            "leaked Message-ID from a non-follower",
+            [
+                (
+                    _random_sender(rng),
+                    rng.choice(["catchall@mailhub.test", "support@mailhub.test"]),
+                    {
+                        rng.choice(["In_Reply_To", "References"]): rng.choice(
+                            [sent.message_id, f"<noise@x.test> {sent.message_id}"]
+                        )
+                    },
+                )
+                for _ in range(count)
+            ],
+        ),
+        run(
+            "leaked reply address from a non-follower",
+            [(_random_sender(rng), their_address, {}) for _ in range(count)],
+        ),
+        run(
+            "forged reply address",
+            [(_random_sender(rng), _forged(rng, their_address, sent.pk), {}) for _ in range(count)],
+        ),
+        run(
+            "leaked token into a followers-only record",
+            [
+                (
+                    _random_sender(rng),
+                    rng.choice(
+                        [
+                            "board@mailhub.test",
+                            "catchall@mailhub.test",
+                            notification_reply_to(
+                                message_id=board.pk, notification_id=board_token.pk
+                            ),
+                        ]
+                    ),
+                    {"References": board.message_id},
+                )
+                for _ in range(count)
+            ],
+        ),
+        run(
+            "From: an internal user or our domain",
+            [
+                (
+                    _ours(rng, agent.email),
+                    rng.choice(["support@mailhub.test", "catchall@mailhub.test"]),
+                    {"In_Reply_To": sent.message_id},
+                )
+                for _ in range(count)
+            ],
+        ),
+        run(
+            "control: the recipient answers its Reply-To (Message-ID rewritten by the relay)",
+            [(customer.email, their_address, {"In_Reply_To": str(copy["Message-ID"])})] * count,
+        ),
+    ]
+    report = os.environ.get("MAILHUB_THREADS_REPORT")
+    if report:
+        with open(report, "a") as out:
+            for row in rows:
+                out.write(json.dumps({**row, "seed": seed}) + "\n")
+    by_case = {row["case"]: row for row in rows}
+    leaks = [r for r in rows if not r["case"].startswith("control")]
+    for row in leaks:
+        assert (row["posted"], row["followers"], row["mails"]) == (0, 0, 0), (seed, row)
+    assert sum(r["records"] for r in leaks) == 0, seed
+    for case in (
+        "leaked Message-ID from a non-follower",
+        "leaked reply address from a non-follower",
+    ):
+        assert by_case[case]["answers"] == {250: count} and by_case[case]["held"] == count, seed
+    assert by_case["forged reply address"]["answers"] == {550: count}, seed
+    assert by_case["leaked token into a followers-only record"]["answers"] == {550: count}, seed
+    spoofed = by_case["From: an internal user or our domain"]
+    assert spoofed["answers"] == {250: count} and spoofed["held"] == count, (seed, spoofed)
+    control = by_case[
+        "control: the recipient answers its Reply-To (Message-ID rewritten by the relay)"
+    ]
+    assert control["posted"] == count and control["held"] == 0, (seed, control)
