@@ -7,6 +7,7 @@ from outbox.mime import address_text
 
 from .html_text import html_to_text
 from .models import Message, MessageKind, new_message_id
+from .reply_address import ReplyRef, reply_address
 
 
 def _catchall_address() -> str:
@@ -39,6 +40,15 @@ def notification_threading(*, message: Message) -> dict:
     }
 
 
+def notification_reply_to(*, message_id: int, notification_id: int) -> str:
+    """The Reply-To of one recipient's copy: a signed address naming the thread and recipient,
+    so the reply routes even when a relay rewrites our Message-ID and drops References."""
+    return reply_address(
+        ref=ReplyRef(message_id=message_id, notification_id=notification_id),
+        domain=settings.MAILHUB_MAIL_DOMAIN,
+    )
+
+
 def notification_mail_content(*, message: Message) -> dict:
     """The parts every recipient's copy of a message shares (built once per post)."""
     record = message.record
@@ -58,6 +68,7 @@ def notification_mail_content(*, message: Message) -> dict:
     return {
         # The author's name, our notification address (odoo-behaviour §9.3: encapsulated sender).
         "from_addr": address_text(author_name, settings.MAILHUB_DEFAULT_FROM),
+        # The copies carry their own (``notification_reply_to``); this is the fallback.
         "reply_to": _catchall_address(),
         "subject": message.subject or title,
         "body_html": body_html,

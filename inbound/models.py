@@ -1,5 +1,6 @@
 """Alias domains, aliases and every inbound mail as received (raw source included)."""
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
@@ -67,6 +68,13 @@ class Decision(models.TextChoices):
     UNSUBSCRIBE = "unsubscribe", "Unsubscribe (List-Unsubscribe mailto)"
     POSTMASTER = "postmaster", "To postmaster (kept for the admins)"
     REFUSED = "refused", "Refused"
+    # Accepted (250) but neither posted, followed nor notified until staff release it.
+    HELD = "held", "Held for review"
+    DISCARDED = "discarded", "Discarded after review"
+
+
+# What a held mail becomes when released (the post it would have been).
+POSTING_DECISIONS = (Decision.REPLY, Decision.ALIAS_NEW, Decision.ALIAS_POST)
 
 
 class InboundMail(models.Model):
@@ -99,6 +107,21 @@ class InboundMail(models.Model):
     # Auto-Submitted, Precedence: bulk, empty return path or our own Message-ID: no automatic mail.
     automatic = models.BooleanField(default=False)
     remote_images = models.BooleanField(default=False, help_text="HTML body loads remote images")
+    # A held mail: the decision it is released as, and who reviewed it.
+    held_as = models.CharField(
+        max_length=30,
+        blank=True,
+        choices=[(d.value, d.label) for d in POSTING_DECISIONS],
+        help_text="What releasing the mail does (the post it would have been).",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     # Posting into the chatter follows the commit of the row; these track that second step.
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -5,12 +5,17 @@ decides what happens to one recipient at the end of DATA from facts that ``inbou
 looked up; ``data_reply`` turns the per-recipient decisions into the single reply SMTP allows
 after the final dot (RFC 5321 §4.1.1.4: no partial failure at DATA).
 
-Order at DATA (spec §4): duplicate → bounce → unsubscribe → reply → alias (contact security,
-loop limit) → catchall mail that matched nothing is refused.
+Order at DATA (spec §4): duplicate → bounce → unsubscribe → reply (contact security of the
+record's aliases, then: is the sender someone the thread was sent to?) → alias (contact security,
+loop limit) → catchall mail that matched nothing is refused. Mail that would be posted is held
+for review instead when it cannot be trusted: a reply from an address the thread was never sent
+to, or a From: claiming to be one of us (no sender authentication yet).
 """
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from chatter.reply_address import ReplyRef, is_reply_local
 
 from .models import ContactSecurity, Decision
 
@@ -23,6 +28,7 @@ class RcptKind(StrEnum):
     BOUNCE = "bounce"  # the domain's bounce address or a signed VERP address
     UNSUBSCRIBE = "unsubscribe"  # the List-Unsubscribe mailto (``inbound.unsubscribe``)
     POSTMASTER = "postmaster"  # RFC 5321 §4.5.1: every domain takes mail for postmaster@
+    REPLY = "reply"  # a signed per-recipient reply address (``chatter.reply_address``)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class RcptDecision:
     reply: str
     kind: RcptKind | None = None
     alias: AliasConfig | None = None
+    reply_ref: ReplyRef | None = None
 
     @property
     def accepted(self) -> bool:
@@ -69,12 +76,14 @@ def rcpt_decide(
     alias: AliasConfig | None,
     verp_valid: bool = False,
     unsubscribe_local: str = "",
+    reply_ref: ReplyRef | None = None,
 ) -> RcptDecision:
     """Accept an alias, catchall or bounce address of one of our domains; refuse the rest.
 
     ``domain`` is the alias domain of the address (None when it is not ours), ``alias`` the alias
     with that local part, ``verp_valid`` whether the address is a correctly signed VERP address,
-    ``unsubscribe_local`` the local part of the mailto unsubscribe address ("" when unhandled).
+    ``unsubscribe_local`` the local part of the mailto unsubscribe address ("" when unhandled),
+    ``reply_ref`` what a correctly signed reply address names (None when unsigned or forged).
     """
     local, _ = split_address(address)
     if not local:
@@ -86,6 +95,11 @@ def rcpt_decide(
         # Before the aliases: every campaign mail advertises this address, so an alias of the
         # same name must not swallow the unsubscribe requests.
         return RcptDecision("250 2.1.5 OK", RcptKind.UNSUBSCRIBE)
+    if is_reply_local(local):
+        # Only with a valid signature: a forged or mistyped reply address is nobody's mailbox.
+        if reply_ref is None:
+            return RcptDecision(f"550 5.1.1 <{address}>: mailbox unavailable")
+        return RcptDecision("250 2.1.5 OK", RcptKind.REPLY, reply_ref=reply_ref)
     if alias is not None and alias.active:
         return RcptDecision("250 2.1.5 OK", RcptKind.ALIAS, alias)
     if local == "postmaster":
@@ -112,6 +126,8 @@ class MailFacts:
     sender: str  # From: address, else the envelope sender
     automatic: bool  # auto-submitted, bulk, null return path, or a Message-ID of ours
     is_dsn: bool  # multipart/report; report-type=delivery-status
+    # The From: is one of our internal users or an address at one of our alias domains.
+    claims_ours: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,11 @@ class RecipientFacts:
     reply_target: tuple[int, int] | None = None  # (content type id, record id) we sent from
     alias_record_exists: bool = False
     sender_is_contact: bool = False
-    sender_follows: bool = False  # follows the alias's record
+    sender_follows: bool = False  # follows the record posted to (the alias's, or the thread's)
+    # Replies: the strictest contact security of the aliases in front of the thread's record,
+    # and whether the sender is someone the answered message (or reply address) was sent to.
+    reply_policy: str = ContactSecurity.EVERYONE
+    sender_was_sent: bool = False
     records_created_recently: int = 0
     unsubscribe_valid: bool = False  # the Subject carries a token the handler accepts
 
@@ -137,6 +157,7 @@ class RoutingDecision:
     reason: str = ""
     target: tuple[int, int] | None = None  # record to post on; None with ALIAS_NEW
     notify_external: bool = False  # only posts notify; automatic mail never notifies customers
+    held_as: Decision | None = None  # HELD: the post releasing it makes
 
     @property
     def accepted(self) -> bool:
@@ -152,6 +173,67 @@ ACCEPT = "250 2.0.0 OK"
 
 def _refuse(reply: str, reason: str) -> RoutingDecision:
     return RoutingDecision(Decision.REFUSED, reply, reason=reason)
+
+
+def _hold(decision: RoutingDecision, reason: str) -> RoutingDecision:
+    """Accept (the sender did nothing wrong we can prove) but post only when staff release it."""
+    return RoutingDecision(
+        Decision.HELD,
+        ACCEPT,
+        reason=f"held for review: {reason}",
+        target=decision.target,
+        notify_external=decision.notify_external,
+        held_as=decision.decision,
+    )
+
+
+def _trusted(mail: MailFacts, decision: RoutingDecision) -> RoutingDecision:
+    if mail.claims_ours:
+        # Anyone can write our addresses into From:. Until sender authentication (SPF, DKIM,
+        # DMARC) says otherwise, mail "from us" arriving from outside never speaks as us.
+        return _hold(
+            decision,
+            f"From: {mail.sender} claims an internal user or one of our domains, and mail "
+            "from outside is not authenticated; release it to post it as that sender",
+        )
+    return decision
+
+
+def _contact_refusal(*, rcpt: RecipientFacts, policy: str) -> RoutingDecision | None:
+    """The alias's contact security (odoo-behaviour §4.3), for new mail and replies alike."""
+    if policy == ContactSecurity.CONTACTS and not rcpt.sender_is_contact:
+        return _refuse(
+            f"550 5.7.1 <{rcpt.address}>: only known contacts may write to this address",
+            "restricted to known contacts",
+        )
+    if policy == ContactSecurity.FOLLOWERS and not rcpt.sender_follows:
+        return _refuse(
+            f"550 5.7.1 <{rcpt.address}>: only followers of the record may write to this address",
+            "restricted to followers",
+        )
+    return None
+
+
+def _route_reply(*, mail: MailFacts, rcpt: RecipientFacts) -> RoutingDecision:
+    # Refused, not held: the record's owners chose who may write to it, and the sender's
+    # server tells the sender at once (no mail of ours, no review queue to fill).
+    refusal = _contact_refusal(rcpt=rcpt, policy=rcpt.reply_policy)
+    if refusal is not None:
+        return refusal
+    decision = RoutingDecision(
+        Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, not mail.automatic
+    )
+    if mail.claims_ours:
+        return _trusted(mail, decision)
+    if not (rcpt.sender_was_sent or rcpt.sender_follows):
+        # Held, not refused: a leaked or forwarded token, but just as often a customer writing
+        # from a second address. Posting would make them a follower able to read the thread.
+        return _hold(
+            decision,
+            f"{mail.sender or 'the sender'} is neither a recipient of the message answered "
+            "nor a follower of the record",
+        )
+    return decision
 
 
 def route_recipient(
@@ -182,8 +264,12 @@ def route_recipient(
             Decision.POSTMASTER, ACCEPT, "mail to postmaster@, for the admins", None, False
         )
     if rcpt.reply_target is not None:
-        return RoutingDecision(
-            Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, notify
+        return _route_reply(mail=mail, rcpt=rcpt)
+    if rcpt.kind == RcptKind.REPLY:
+        return _refuse(
+            f"550 5.1.1 <{rcpt.address}>: mailbox unavailable (the conversation of this reply "
+            "address no longer exists)",
+            "reply address of a deleted message",
         )
     alias = rcpt.alias
     if rcpt.kind == RcptKind.CATCHALL or alias is None:
@@ -198,26 +284,20 @@ def route_recipient(
             f"550 5.1.1 <{rcpt.address}>: mailbox unavailable (alias misconfigured)",
             "the alias's record no longer exists",
         )
-    if alias.contact_security == ContactSecurity.CONTACTS and not rcpt.sender_is_contact:
+    if alias.contact_security == ContactSecurity.FOLLOWERS and target is None:
         return _refuse(
-            f"550 5.7.1 <{rcpt.address}>: only known contacts may write to this address",
-            "restricted to known contacts",
+            f"550 5.7.1 <{rcpt.address}>: alias misconfigured (followers only, no record)",
+            "followers-only alias without a record",
         )
-    if alias.contact_security == ContactSecurity.FOLLOWERS:
-        if target is None:
-            return _refuse(
-                f"550 5.7.1 <{rcpt.address}>: alias misconfigured (followers only, no record)",
-                "followers-only alias without a record",
-            )
-        if not rcpt.sender_follows:
-            return _refuse(
-                f"550 5.7.1 <{rcpt.address}>: only followers of the record may write to "
-                "this address",
-                "restricted to followers",
-            )
+    refusal = _contact_refusal(rcpt=rcpt, policy=alias.contact_security)
+    if refusal is not None:
+        return refusal
     if target is not None:
-        return RoutingDecision(
-            Decision.ALIAS_POST, ACCEPT, "posted on the alias record", target, notify
+        return _trusted(
+            mail,
+            RoutingDecision(
+                Decision.ALIAS_POST, ACCEPT, "posted on the alias record", target, notify
+            ),
         )
     if rcpt.records_created_recently >= loop_threshold:
         # Odoo's mail.gateway.loop.* rule: one sender creating this many records is a loop
@@ -228,7 +308,7 @@ def route_recipient(
             "try again later or contact us directly",
             "loop protection",
         )
-    return RoutingDecision(Decision.ALIAS_NEW, ACCEPT, "new record", None, notify)
+    return _trusted(mail, RoutingDecision(Decision.ALIAS_NEW, ACCEPT, "new record", None, notify))
 
 
 def data_reply(decisions: list[RoutingDecision], *, queued_as: str = "") -> str:

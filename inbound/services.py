@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -24,7 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chatter.content import email_text_to_html, sanitize_email_html
-from chatter.models import Contact, Follower, Message, MessageKind
+from chatter.models import Contact, Follower, Message, MessageKind, Notification
+from chatter.reply_address import ReplyRef, parse_reply_address
 from chatter.selectors import message_recipients
 from chatter.services import (
     attachment_create,
@@ -38,7 +41,7 @@ from outbox.models import OutgoingMail
 from outbox.verp import parse_bounce_address
 
 from . import bounces, unsubscribe
-from .models import Alias, AliasDomain, ContactSecurity, Decision, InboundMail
+from .models import POSTING_DECISIONS, Alias, AliasDomain, ContactSecurity, Decision, InboundMail
 from .parsing import HeaderFacts, body_parse, header_facts, message_object, normalize_address
 from .routing import (
     AliasConfig,
@@ -67,6 +70,7 @@ def rcpt_check(*, address: str) -> RcptDecision:
     domain = AliasDomain.objects.filter(domain__iexact=domain_name).first() if local else None
     domain_config = alias_config = None
     verp_valid = False
+    reply_ref: ReplyRef | None = None
     # Only routed while an app handles the tokens (campaigns registers itself at start-up).
     unsubscribe_local = (
         unsubscribe.UNSUBSCRIBE_LOCAL if unsubscribe.unsubscribe_handler() is not None else ""
@@ -84,12 +88,14 @@ def rcpt_check(*, address: str) -> RcptDecision:
                 active=alias.active,
             )
         verp_valid = parse_bounce_address(address, bounce_local=domain.bounce_local) is not None
+        reply_ref = parse_reply_address(address)
     decision = rcpt_decide(
         address=address,
         domain=domain_config,
         alias=alias_config,
         verp_valid=verp_valid,
         unsubscribe_local=unsubscribe_local,
+        reply_ref=reply_ref,
     )
     if not decision.accepted:
         log_event(
@@ -115,8 +121,17 @@ def _own_message_id(message_id: str) -> bool:
     return message_id.rstrip(">").lower().endswith("@" + settings.MAILHUB_MAIL_DOMAIN.lower())
 
 
-def _reply_target(facts: HeaderFacts) -> tuple[int, int] | None:
-    """The record of the newest message we sent that this mail answers, if any.
+@dataclass(frozen=True)
+class _Answered:
+    """The chatter message a reply answers, and who it was sent to."""
+
+    target: tuple[int, int]  # (content type id, record id) of its thread
+    message_pk: int
+    recipient_email: str = ""  # a reply address names one recipient; Message-IDs do not
+
+
+def _reply_target(facts: HeaderFacts) -> _Answered | None:
+    """The newest message we sent that this mail answers, if any.
 
     In-Reply-To first (the direct parent), then References. Every notification threads under
     a chatter Message-ID; the outbox's per-recipient copies are the second source.
@@ -127,20 +142,80 @@ def _reply_target(facts: HeaderFacts) -> tuple[int, int] | None:
         row = (
             Message.objects.filter(message_id__in=ids)
             .order_by("-id")
-            .values_list("content_type_id", "object_id")
+            .values_list("content_type_id", "object_id", "pk")
             .first()
         )
+        if not row:
+            row = (
+                OutgoingMail.objects.filter(message_id__in=ids, chatter_message__isnull=False)
+                .order_by("-id")
+                .values_list(
+                    "chatter_message__content_type_id",
+                    "chatter_message__object_id",
+                    "chatter_message_id",
+                )
+                .first()
+            )
         if row:
-            return row
-        row = (
-            OutgoingMail.objects.filter(message_id__in=ids, chatter_message__isnull=False)
-            .order_by("-id")
-            .values_list("chatter_message__content_type_id", "chatter_message__object_id")
-            .first()
-        )
-        if row:
-            return row
+            return _Answered(target=(row[0], row[1]), message_pk=row[2])
     return None
+
+
+def _reply_address_target(ref: ReplyRef) -> _Answered | None:
+    """The thread and the recipient a signed reply address names (None: message deleted)."""
+    row = (
+        Notification.objects.filter(pk=ref.notification_id, message_id=ref.message_id)
+        .values_list("message__content_type_id", "message__object_id", "contact__email")
+        .first()
+    )
+    if row:
+        return _Answered(target=(row[0], row[1]), message_pk=ref.message_id, recipient_email=row[2])
+    row = Message.objects.filter(pk=ref.message_id).values_list("content_type_id", "object_id")
+    thread = row.first()
+    return _Answered(target=thread, message_pk=ref.message_id) if thread else None
+
+
+# Recipients a reply can be addressed to (a bounce or unsubscribe address is never a reply).
+_REPLY_KINDS = (RcptKind.ALIAS, RcptKind.CATCHALL, RcptKind.REPLY)
+_STRICTNESS = [ContactSecurity.EVERYONE, ContactSecurity.CONTACTS, ContactSecurity.FOLLOWERS]
+
+
+def _reply_facts(*, answered: _Answered, sender: str, alias: AliasConfig | None) -> dict:
+    """What the contact check of a reply needs (``routing._route_reply``).
+
+    The policy is the strictest of the aliases in front of the thread: those posting to its
+    record, and the alias the reply was sent to when it serves the same model (Odoo checks the
+    destination alias against the thread's record, odoo-behaviour §4.3).
+    """
+    model_id, record_id = answered.target
+    policies = set(
+        Alias.objects.filter(active=True, model_id=model_id, record_id=record_id).values_list(
+            "contact_security", flat=True
+        )
+    )
+    if alias is not None and alias.model_id == model_id:
+        policies.add(alias.contact_security)
+    policy = max(policies, key=_STRICTNESS.index, default=ContactSecurity.EVERYONE)
+    if not sender:
+        return {"reply_policy": policy}
+    if answered.recipient_email:
+        was_sent = answered.recipient_email == sender
+    else:
+        was_sent = (
+            Notification.objects.filter(
+                message_id=answered.message_pk, contact__email=sender
+            ).exists()
+            or Message.objects.filter(pk=answered.message_pk, author__email=sender).exists()
+        )
+    return {
+        "reply_policy": policy,
+        "sender_was_sent": was_sent,
+        "sender_follows": Follower.objects.filter(
+            content_type_id=model_id, object_id=record_id, contact__email=sender
+        ).exists(),
+        "sender_is_contact": policy == ContactSecurity.CONTACTS
+        and Contact.objects.filter(email=sender).exists(),
+    }
 
 
 def _unsubscribe_valid(subject: str) -> bool:
@@ -176,15 +251,17 @@ class Delivery:
 
 
 def _group_reads(*, message_ids: list[str], senders: list[str], since: dt.datetime) -> list:
-    """The three reads routing needs for a group, in one round trip (a ``UNION ALL``).
+    """The reads routing needs for a group, in one round trip (a ``UNION ALL``).
 
     Rows ``("posted", message_id, "", 0)``: already a chatter message; ``("seen", message_id,
     rcpt, 0)``: already accepted for that recipient; ``("created", sender, "", n)``: records
-    created through aliases since ``since``. Three ORM queries cost several times more
-    interpreter time than the database spends on them, and the listener is bound by the
-    interpreter.
+    created through aliases since ``since``; ``("staff", sender, "", 0)``: the address of an
+    internal user; ``("domain", domain, "", 0)``: one of our alias domains. Separate ORM queries
+    cost several times more interpreter time than the database spends on them, and the listener
+    is bound by the interpreter.
     """
     messages, inbound = Message._meta.db_table, InboundMail._meta.db_table
+    users, contacts = get_user_model()._meta.db_table, Contact._meta.db_table
 
     def marks(values: list) -> str:
         return ", ".join(["%s"] * len(values))
@@ -205,6 +282,14 @@ def _group_reads(*, message_ids: list[str], senders: list[str], since: dt.dateti
             f"({marks(senders)}) AND decision = %s AND received_at >= %s GROUP BY sender"
         )
         params += [*senders, Decision.ALIAS_NEW, connection.ops.adapt_datetimefield_value(since)]
+        sql += [
+            f"SELECT 'staff', LOWER(email), '', 0 FROM {users} "
+            f"WHERE is_staff = %s AND LOWER(email) IN ({marks(senders)})",
+            f"SELECT 'staff', c.email, '', 0 FROM {contacts} c JOIN {users} u ON u.id = c.user_id "
+            f"WHERE u.is_staff = %s AND c.email IN ({marks(senders)})",
+            f"SELECT 'domain', LOWER(domain), '', 0 FROM {AliasDomain._meta.db_table}",
+        ]
+        params += [True, *senders, True, *senders]
     if not sql:
         return []
     with connection.cursor() as cursor:
@@ -224,6 +309,8 @@ class _Lookups:
         self.posted: set[str] = set()
         self.seen: set[tuple[str, str]] = set()
         self._created: dict[str, int] = {}
+        self._staff: set[str] = set()
+        self._domains: set[str] = {settings.MAILHUB_MAIL_DOMAIN.lower()}
         rows = _group_reads(
             message_ids=sorted({f.message_id for f in facts}),
             senders=sorted({s for s in senders if s}),
@@ -234,11 +321,19 @@ class _Lookups:
                 self.posted.add(key)
             elif kind == "seen":
                 self.seen.add((key, rcpt))
+            elif kind == "staff":
+                self._staff.add(key)
+            elif kind == "domain":
+                self._domains.add(key)
             else:
                 self._created[key] = count
 
     def created_recently(self, sender: str) -> int:
         return self._created.get(sender, 0)
+
+    def claims_ours(self, sender: str) -> bool:
+        """A From: of one of our internal users, or at one of our own domains."""
+        return sender in self._staff or sender.rpartition("@")[2] in self._domains
 
     def record(self, *, message_id: str, rcpt: str, decision: RoutingDecision, sender: str):
         if decision.accepted:
@@ -257,18 +352,27 @@ def _route_delivery(
         sender=sender,
         automatic=facts.automatic or _own_message_id(facts.message_id),
         is_dsn=facts.is_dsn,
+        claims_ours=bool(sender) and lookups.claims_ours(sender),
     )
     already_posted = facts.message_id in lookups.posted
-    reply_target: tuple[int, int] | None = None
+    answered_by_ids: _Answered | None = None
     if not (already_posted or mail.is_dsn) and (facts.in_reply_to or facts.references):
-        reply_target = _reply_target(facts)
+        answered_by_ids = _reply_target(facts)
     rows: list[InboundMail] = []
     decisions: list[RoutingDecision] = []
     for address, rcpt in delivery.rcpts.items():
         alias = rcpt.alias
         extra: dict = {}
+        answered = answered_by_ids
+        if rcpt.reply_ref is not None and not (already_posted or mail.is_dsn):
+            # The signed address names thread and recipient: it wins over the headers, which
+            # a relay may have rewritten.
+            answered = _reply_address_target(rcpt.reply_ref)
+        reply_target = answered.target if answered else None
         if rcpt.kind == RcptKind.UNSUBSCRIBE:
             extra["unsubscribe_valid"] = _unsubscribe_valid(facts.subject)
+        if answered is not None and rcpt.kind in _REPLY_KINDS:
+            extra.update(_reply_facts(answered=answered, sender=sender, alias=alias))
         if alias is not None and reply_target is None:
             if alias.record_id:
                 extra["alias_record_exists"] = _record_exists(alias.model_id, alias.record_id)
@@ -298,7 +402,8 @@ def _route_delivery(
         lookups.record(message_id=facts.message_id, rcpt=address, decision=decision, sender=sender)
         target = decision.target
         record_type_id = target[0] if target else None
-        if decision.decision == Decision.ALIAS_NEW and alias is not None:
+        creates = Decision.ALIAS_NEW in (decision.decision, decision.held_as)
+        if creates and alias is not None:
             record_type_id = alias.model_id
         decisions.append(decision)
         rows.append(
@@ -317,7 +422,11 @@ def _route_delivery(
                 automatic=mail.automatic,
                 record_type_id=record_type_id,
                 record_id=target[1] if target else None,
-                processed_at=None if decision.accepted else timezone.now(),
+                held_as=decision.held_as or "",
+                # Held mail has nothing to process until staff release it.
+                processed_at=None
+                if decision.accepted and decision.decision != Decision.HELD
+                else timezone.now(),
             )
         )
     return rows, decisions
@@ -546,3 +655,55 @@ def inbound_process_pending(*, older_than_seconds: int = 30, limit: int = 200) -
     )
     inbound_process_many(ids=ids)
     return len(ids)
+
+
+# --- Review of held mail --------------------------------------------------------------------------
+
+
+class NotHeld(Exception):
+    """The mail is not (or no longer) held: someone else released or discarded it."""
+
+
+def _reviewer(user: AbstractBaseUser | None) -> str:
+    return user.get_username() if user is not None else "a script"
+
+
+def inbound_release(*, inbound_mail_id: int, by: AbstractBaseUser | None) -> str:
+    """Post a held mail as it would have been posted (its followers notified, its author
+    subscribed). A guarded update: two reviewers releasing at once post it once.
+    """
+    row = InboundMail.objects.filter(pk=inbound_mail_id, decision=Decision.HELD).first()
+    if row is None or row.held_as not in POSTING_DECISIONS:
+        raise NotHeld(f"inbound mail {inbound_mail_id} is not held for review")
+    now = timezone.now()
+    released = InboundMail.objects.filter(pk=row.pk, decision=Decision.HELD).update(
+        decision=row.held_as,
+        processed_at=None,
+        reviewed_at=now,
+        reviewed_by=by,
+        reason=f"{row.reason}; released by {_reviewer(by)}"[:2000],
+    )
+    if not released:
+        raise NotHeld(f"inbound mail {inbound_mail_id} is not held for review")
+    log_event(logger, "inbound.released", inbound_mail=row.pk, by=_reviewer(by))
+    # Posted now; if that fails the row is unprocessed and the sweep retries it.
+    inbound_process_many(ids=[row.pk])
+    return str(row.held_as)
+
+
+def inbound_discard(*, inbound_mail_id: int, by: AbstractBaseUser | None) -> None:
+    """Never post a held mail; the row and its raw source stay as the trail."""
+    row = InboundMail.objects.filter(pk=inbound_mail_id, decision=Decision.HELD).first()
+    discarded = (
+        InboundMail.objects.filter(pk=inbound_mail_id, decision=Decision.HELD).update(
+            decision=Decision.DISCARDED,
+            reviewed_at=timezone.now(),
+            reviewed_by=by,
+            reason=f"{row.reason}; discarded by {_reviewer(by)}"[:2000],
+        )
+        if row is not None
+        else 0
+    )
+    if not discarded:
+        raise NotHeld(f"inbound mail {inbound_mail_id} is not held for review")
+    log_event(logger, "inbound.discarded", inbound_mail=inbound_mail_id, by=_reviewer(by))

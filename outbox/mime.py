@@ -339,13 +339,15 @@ def _body_with_attachments(*, body_text: str, body_html: str, attachments: Seque
     return msg.as_bytes()
 
 
-def with_envelope(common: bytes, *, sender: str, recipient: str) -> bytes:
-    """One recipient's copy: its To in front of the shared part.
+def with_envelope(common: bytes, *, sender: str, recipient: str, reply_to: str = "") -> bytes:
+    """One recipient's copy: its To and, when it has its own, Reply-To in front of the shared
+    part (which then has no Reply-To).
 
     No Return-Path: the envelope sender (``sender``, the VERP address) carries it, and the MTA
     that delivers the mail writes the header (RFC 5321 §4.4). ``sender`` is kept in the
     signature for the callers that pass it along with the envelope.
     """
+    own = _address_header("Reply-To", reply_to).encode("ascii") if reply_to else b""
     if recipient.isascii() and recipient.isprintable():
-        return b"To: " + recipient.encode("ascii") + b"\r\n" + common
-    return _address_header("To", recipient).encode("ascii") + common
+        return b"To: " + recipient.encode("ascii") + b"\r\n" + own + common
+    return _address_header("To", recipient).encode("ascii") + own + common

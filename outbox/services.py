@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chatter.rendering import notification_reply_to
 from mailhub.logfiles import log_event
 
 from . import mime, states
@@ -437,7 +438,8 @@ def _mail_bytes(*, mail: OutgoingMail, from_header: str, attachments: Sequence) 
         subject=mail.subject,
         body_text=mail.body_text,
         body_html=mail.body_html,
-        reply_to=mail.reply_to,
+        # A chatter notification's copies each carry their own Reply-To (``_reply_to``).
+        reply_to="" if mail.chatter_message_id else mail.reply_to,
         in_reply_to=mail.in_reply_to,
         references=mail.references,
         system=mail.system,
@@ -466,6 +468,15 @@ def build_failure_text(exc: Exception) -> str:
             f"({type(exc).__name__}: {exc})"
         )
     return f"{type(exc).__name__}: {exc}"
+
+
+def _reply_to(mail: "_MailRow", recipient: "_Recipient") -> str:
+    """A notification's signed reply address naming its thread and recipient, else the mail's."""
+    if mail.chatter_message_id and recipient.notification_id:
+        return notification_reply_to(
+            message_id=mail.chatter_message_id, notification_id=recipient.notification_id
+        )
+    return mail.reply_to
 
 
 def failure_reason(*, server: str, reply: Reply) -> str:
@@ -725,7 +736,12 @@ class _Batch:
                 sender = _envelope_sender(recipient)
                 try:
                     address = mime.envelope_address(recipient.address)
-                    data = mime.with_envelope(common, sender=sender, recipient=address)
+                    data = mime.with_envelope(
+                        common,
+                        sender=sender,
+                        recipient=address,
+                        reply_to=_reply_to(mail, recipient) if mail.chatter_message_id else "",
+                    )
                 except mime.BuildError as exc:
                     self.quota_left += 1  # it does not leave: the slot goes back
                     self._unbuildable(mail, [recipient], exc, config)

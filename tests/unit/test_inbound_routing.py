@@ -9,10 +9,12 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatter.content import email_text_to_html, sanitize_email_html
+from chatter.reply_address import ReplyRef
 from inbound.models import ContactSecurity, Decision
 from inbound.parsing import (
     body_parse,
@@ -76,6 +78,16 @@ def test_rcpt_decisions():
     assert rcpt_decide(address="no-at-sign", domain=DOMAIN, alias=None).reply.startswith("553")
 
 
+def test_rcpt_takes_a_reply_address_only_when_signed():
+    ref = ReplyRef(message_id=3, notification_id=4)
+    signed = rcpt_decide(
+        address="reply+3.4.x@mailhub.test", domain=DOMAIN, alias=None, reply_ref=ref
+    )
+    assert signed.accepted and signed.kind == RcptKind.REPLY and signed.reply_ref == ref
+    forged = rcpt_decide(address="Reply+3.4.x@mailhub.test", domain=DOMAIN, alias=None)
+    assert forged.reply == "550 5.1.1 <Reply+3.4.x@mailhub.test>: mailbox unavailable"
+
+
 def test_recipient_limit_is_never_below_100():
     assert too_many_recipients(accepted=99, limit=100) is None
     assert too_many_recipients(accepted=100, limit=100).startswith("452 4.5.3")
@@ -96,9 +108,61 @@ def test_bounce_wins_over_reply_and_alias():
 
 
 def test_reply_wins_over_alias_and_catchall():
-    decision = _route(alias=SUPPORT, reply_target=(3, 4))
+    decision = _route(alias=SUPPORT, reply_target=(3, 4), sender_was_sent=True)
     assert (decision.decision, decision.target) == (Decision.REPLY, (3, 4))
-    assert _route(kind=RcptKind.CATCHALL, reply_target=(3, 4)).decision == Decision.REPLY
+    assert _route(kind=RcptKind.CATCHALL, reply_target=(3, 4), sender_follows=True).decision == (
+        Decision.REPLY
+    )
+
+
+def test_a_reply_from_someone_the_thread_was_never_sent_to_is_held():
+    # A leaked or forwarded Message-ID / reply address: accepted, kept, never posted.
+    held = _route(kind=RcptKind.CATCHALL, reply_target=(3, 4))
+    assert (held.decision, held.code, held.held_as, held.target) == (
+        Decision.HELD,
+        250,
+        Decision.REPLY,
+        (3, 4),
+    )
+    assert "neither a recipient" in held.reason
+
+
+@pytest.mark.parametrize(
+    "policy,facts,words",
+    [
+        (ContactSecurity.FOLLOWERS, {"sender_was_sent": True}, "only followers"),
+        (ContactSecurity.CONTACTS, {"sender_follows": True}, "only known contacts"),
+    ],
+)
+def test_the_contact_security_of_the_thread_applies_to_replies(policy, facts, words):
+    refused = _route(kind=RcptKind.REPLY, reply_target=(3, 4), reply_policy=policy, **facts)
+    assert refused.decision == Decision.REFUSED and refused.reply.startswith("550 5.7.1")
+    assert words in refused.reply
+    allowed = {"sender_follows": True, "sender_is_contact": True}
+    assert _route(reply_target=(3, 4), reply_policy=policy, **allowed).decision == Decision.REPLY
+
+
+def test_a_from_claiming_to_be_ours_is_held_whatever_the_route():
+    ours = _mail(sender="admin@mailhub.test", claims_ours=True)
+    routes = [
+        _route(ours, alias=SUPPORT),
+        _route(ours, reply_target=(3, 4), sender_follows=True),
+        _route(ours, alias=AliasConfig(2, "printer", 7, 9, "everyone"), alias_record_exists=True),
+    ]
+    assert [(r.decision, r.held_as) for r in routes] == [
+        (Decision.HELD, Decision.ALIAS_NEW),
+        (Decision.HELD, Decision.REPLY),
+        (Decision.HELD, Decision.ALIAS_POST),
+    ]
+    assert all("claims an internal user" in r.reason for r in routes)
+    # What would be refused anyway stays refused; bounces are not posts.
+    assert _route(ours, kind=RcptKind.CATCHALL).decision == Decision.REFUSED
+    assert _route(ours, kind=RcptKind.BOUNCE).decision == Decision.BOUNCE
+
+
+def test_a_reply_address_whose_message_is_gone_is_refused_550_511():
+    gone = _route(kind=RcptKind.REPLY, address="reply+1.2.abc@mailhub.test")
+    assert gone.decision == Decision.REFUSED and gone.reply.startswith("550 5.1.1")
 
 
 def test_catchall_without_reply_is_refused_550_511():
@@ -282,13 +346,13 @@ def test_the_header_section_holds_every_header_the_parser_finds(raw):
     reply=st.one_of(st.none(), st.tuples(st.integers(1, 9), st.integers(1, 9))),
     security=st.sampled_from(list(ContactSecurity)),
     record_id=st.one_of(st.none(), st.integers(1, 9)),
-    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    flags=st.tuples(*[st.booleans()] * 5),
     created=st.integers(0, 40),
 )
 def test_routing_always_decides(raw, kind, duplicate, reply, security, record_id, flags, created):
     facts = header_facts(raw)
     alias = AliasConfig(1, "support", 7, record_id, security) if kind == RcptKind.ALIAS else None
-    mail = MailFacts(facts.message_id, facts.from_email, facts.automatic, facts.is_dsn)
+    mail = MailFacts(facts.message_id, facts.from_email, facts.automatic, facts.is_dsn, flags[3])
     decision = route_recipient(
         mail=mail,
         rcpt=RecipientFacts(
@@ -300,6 +364,8 @@ def test_routing_always_decides(raw, kind, duplicate, reply, security, record_id
             alias_record_exists=flags[0],
             sender_is_contact=flags[1],
             sender_follows=flags[2],
+            sender_was_sent=flags[4],
+            reply_policy=security,
             records_created_recently=created,
         ),
         loop_threshold=20,
@@ -307,8 +373,13 @@ def test_routing_always_decides(raw, kind, duplicate, reply, security, record_id
     )
     assert decision.code in (250, 550)
     assert decision.accepted == (decision.decision != Decision.REFUSED)
-    if decision.decision in (Decision.REPLY, Decision.ALIAS_POST):
+    if Decision.REPLY in (decision.decision, decision.held_as):
         assert decision.target is not None
+    if decision.decision == Decision.ALIAS_POST or decision.held_as == Decision.ALIAS_POST:
+        assert decision.target is not None
+    if decision.decision in (Decision.REPLY, Decision.ALIAS_POST, Decision.ALIAS_NEW):
+        assert not mail.claims_ours, "mail claiming to be ours is never posted unreviewed"
+    assert (decision.decision == Decision.HELD) == (decision.held_as is not None)
     if facts.automatic:
         assert not decision.notify_external
 
