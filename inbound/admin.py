@@ -26,7 +26,16 @@ class AliasAdmin(admin.ModelAdmin):
 
 @admin.register(InboundMail)
 class InboundMailAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "sender", "rcpt_to", "subject", "decision", "code", "processed"]
+    list_display = [
+        "received_at",
+        "sender",
+        "rcpt_to",
+        "subject",
+        "decision",
+        "code",
+        "reason",
+        "processed",
+    ]
     list_filter = ["decision", "code", "automatic"]
     search_fields = ["message_id", "sender", "mail_from", "rcpt_to", "subject"]
     date_hierarchy = "received_at"

@@ -109,6 +109,8 @@ class MailFacts:
     sender: str  # From: address, else the envelope sender
     automatic: bool  # auto-submitted, bulk, null return path, or a Message-ID of ours
     is_dsn: bool  # multipart/report; report-type=delivery-status
+    # Any other bounce or feedback report (``inbound.dsn.bounce_like``); read for the catchall.
+    bounce_like: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ def route_recipient(
             Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, notify
         )
     alias = rcpt.alias
+    if rcpt.kind == RcptKind.CATCHALL and mail.bounce_like:
+        # Bounces to the catchall (MTAs that answer the From or Reply-To) are read too.
+        return RoutingDecision(Decision.BOUNCE, ACCEPT, "bounce-like, handed to bounce processing")
     if rcpt.kind == RcptKind.CATCHALL or alias is None:
         return _refuse(
             f"550 5.1.1 <{rcpt.address}>: mailbox unavailable; this address only takes "
