@@ -99,8 +99,9 @@ _SOFT_WORDS = re.compile(
 )
 
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-# An SMTP reply in free text: "550 5.1.1 <x@y>: ..." or "550-5.1.1 ..." or "550 Mailbox ...".
-_REPLY_RE = re.compile(r"(?<![\d.:/-])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\b)?")
+# An SMTP reply in free text: "550 5.1.1 <x@y>: ..." or "550-5.1.1 ..." or "550 Mailbox ...",
+# or Yahoo's "554: 5.7.9 ...".
+_REPLY_RE = re.compile(r"(?<![\d.:/-])([45]\d\d)(?:[ -]|: )(?:([45]\.\d{1,3}\.\d{1,3})\b)?")
 _MESSAGE_ID_RE = re.compile(r"^(?:message-id|x-microsoft-original-message-id):\s*(<[^>\s]+>)", re.I)
 # Where non-standard bounces start quoting the original message (Exim, qmail, Sendmail...).
 _COPY_MARKERS = re.compile(
