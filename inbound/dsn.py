@@ -78,7 +78,8 @@ _ACTION_WORDS = {
 # Diagnostic words that decide when the status code does not (X.0.0, or no code at all).
 _POLICY_WORDS = re.compile(
     r"block(ed|list)|black ?list|spam|reputation|\bpolicy\b|\brbl\b|dnsbl|spamhaus|"
-    r"unsolicited|junk|abuse|not authori[sz]ed|denied|dmarc|\bspf\b|dkim",
+    r"unsolicited|junk|abuse|not authori[sz]ed|denied|dmarc|\bspf\b|dkim|"
+    r"sender (address|domain) (rejected|not)|content (rejected|filter)|virus",
     re.I,
 )
 _HARD_WORDS = re.compile(
@@ -88,7 +89,8 @@ _HARD_WORDS = re.compile(
     r"deactivated|closed|suspended|invalid)|invalid (recipient|mailbox|address|user)|"
     r"(recipient|name) (is )?not recogni[sz]ed|no mailbox|mailbox not found|"
     r"unrouteable address|address rejected|not a valid (mailbox|user|recipient)|"
-    r"account (has been )?(disabled|closed|removed|expired)",
+    r"account (has been )?(disabled|closed|removed|expired)|not listed in|"
+    r"(doesn't|does not) have an? [\w.-]+ account|no longer (active|valid|in use)",
     re.I,
 )
 _SOFT_WORDS = re.compile(
@@ -119,8 +121,9 @@ def status_severity(*, action: str, status: str, diagnostic: str = "") -> str:
 
     RFC 3463 first: the enhanced status code (the Diagnostic-Code's when Status only says
     X.0.0, as "550 5.7.1" behind "Status: 5.0.0"); 5.1.x and 5.2.1 are dead or disabled
-    mailboxes, 5.7.x a policy refusal, 4.x.x / 5.2.2 / 5.3.x / 5.4.x conditions that can pass.
-    Where the code says no more than "failed", the diagnostic text decides.
+    mailboxes, 5.7.x a policy refusal, 4.x.x / 5.2.x / 5.3.x / 5.4.x conditions that can pass.
+    Where the code does not say (X.0.0, protocol and media errors, no code at all) the
+    diagnostic text decides; a permanent failure nobody explains is hard.
     """
     if action == DELAYED:
         return DELAY
@@ -139,12 +142,16 @@ def status_severity(*, action: str, status: str, diagnostic: str = "") -> str:
         return POLICY
     if subject == "1" or (subject, detail) == ("2", "1"):
         return HARD
-    if subject in ("2", "3", "4", "5", "6"):
+    if subject in ("2", "3", "4"):
         return SOFT
-    # X.0.x or no code: the words decide, a refusal by policy before a dead mailbox.
-    if _POLICY_WORDS.search(diagnostic or ""):
+    # X.0.x, X.5.x, X.6.x or no code: the words decide, a refusal by policy before a dead
+    # mailbox (a "550 mailbox unavailable" from a content filter is still a refusal).
+    text = diagnostic or ""
+    if _POLICY_WORDS.search(text):
         return POLICY
-    if _SOFT_WORDS.search(diagnostic or "") and not _HARD_WORDS.search(diagnostic or ""):
+    if _HARD_WORDS.search(text):
+        return HARD
+    if _SOFT_WORDS.search(text) or subject in ("5", "6"):
         return SOFT
     return HARD
 
@@ -459,8 +466,27 @@ def _report_fields(text: str) -> list[list[tuple[str, str]]]:
     return blocks
 
 
-def _mailbox(value: str) -> str:
-    """``rfc822; <Bob@Example.net> (Bob)`` → ``bob@example.net``; "" for X.400 and junk."""
+# RFC 2156 §4.2.2 (MIXER): the printable-string escapes of an RFC 822 address inside an X.400
+# O/R address's ``RFC-822=`` attribute.
+_X400_ESCAPES = {"(a)": "@", "(p)": "%", "(b)": "!", "(q)": '"', "(u)": "_", "(l)": "(", "(r)": ")"}
+_X400_RFC822 = re.compile(r"/RFC-822=([^/]+)/", re.I)
+
+
+def _mailbox(value: str, *, x400: bool = False) -> str:
+    """``rfc822; <Bob@Example.net> (Bob)`` → ``bob@example.net``; "" for other types and junk.
+
+    With ``x400`` an X.400 address that carries an ``RFC-822=`` attribute gives that address
+    (a last resort, when the report names no Internet address at all).
+    """
+    if x400:
+        match = _X400_RFC822.search(value)
+        if not match:
+            return ""
+        text = match[1]
+        for escape, char in _X400_ESCAPES.items():
+            text = re.sub(re.escape(escape), char, text, flags=re.I)
+        address = _normalise_address(text)
+        return address if _ADDRESS_RE.match(address) else ""
     text = _without_comments(value)
     kind, sep, rest = text.partition(";")
     if sep and kind.strip().lower() not in _MAILBOX_TYPES:
@@ -492,6 +518,8 @@ def _status(value: str, diagnostic: str) -> str:
 def _recipient(fields: dict[str, str]) -> RecipientReport | None:
     original = _mailbox(fields.get("original-recipient", ""))
     final = _mailbox(fields.get("final-recipient", ""))
+    if not (original or final):
+        final = _mailbox(fields.get("final-recipient", ""), x400=True)
     if not (original or final):
         return None
     diagnostic = _unfold(fields.get("diagnostic-code", ""))

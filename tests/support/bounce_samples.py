@@ -502,6 +502,212 @@ def qmail_over_quota(*, message_id: str, recipient: str, sender: str) -> bytes:
     )
 
 
+def x400_only(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Only an X.400 Final-Recipient: the report names no Internet address, the words do."""
+    local, _, domain = recipient.partition("@")
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@x400.customer.test",
+        subject="Delivery Notification: Delivery has failed",
+        human=(
+            "This report relates to a message you sent with the following header fields:\n\n"
+            f"  Message-id: {message_id}\n  To: {recipient}\n\n"
+            "Your message cannot be delivered to the following recipients:\n\n"
+            f"  Recipient address: {recipient}\n  Reason: Unknown user"
+        ),
+        report=(
+            "Reporting-MTA: x400; mta x400.customer.test in /ADMD= /C=DE/\n\n"
+            f"Final-Recipient: x400; /RFC-822={local}(a){domain}/ADMD= /C=DE/\n"
+            "Action: failed\n"
+            "Status: 5.1.1\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def report_without_recipient_block(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """A report with only its per-message block; the failed address is in the words."""
+    return _report_message(
+        sender=sender,
+        daemon="Mail Delivery Subsystem <mailer-daemon@mx.partial.test>",
+        subject="Delivery Status Notification (Failure)",
+        human=(
+            "Delivery to the following recipient failed permanently:\n\n"
+            f"     {recipient}\n\n"
+            "Technical details of permanent failure:\n"
+            "The email account that you tried to reach does not exist.\n\n"
+            "----- Original message -----"
+        ),
+        report=(
+            "Reporting-MTA: dns; mx.partial.test\nArrival-Date: Thu, 3 Dec 2026 10:00:00 +0000\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def exchange_2003(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Exchange 2003: lower-case report type, X-Display-Name, Action ``failed``."""
+    return _report_message(
+        sender=sender,
+        daemon="System Administrator <postmaster@exch.customer.test>",
+        subject="Undeliverable: Re: Printer on fire",
+        human=(
+            "Your message did not reach some or all of the intended recipients.\n\n"
+            "The following recipient(s) cannot be reached:\n\n"
+            "      Bob on 03/12/2026 10:02\n"
+            "            The e-mail account does not exist at the organization this message "
+            "was sent to.\n"
+            "            <exch.customer.test #5.1.1>"
+        ),
+        report=(
+            "Reporting-MTA: dns;exch.customer.test\n"
+            "Received-From-MTA: dns;relay.mailhub.test\n\n"
+            f"Final-Recipient: rfc822;{recipient}\n"
+            "Action: failed\n"
+            "Status: 5.1.1\n"
+            "X-Display-Name: Bob\n"
+        ),
+        outer="multipart/report; report-type=Delivery-Status",
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def two_recipients_ours_second(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """One report for two recipients, ours the second, no blank line between the blocks."""
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@mx.multi.test",
+        subject="Undelivered Mail Returned to Sender",
+        human="Your message could not be delivered to some recipients.",
+        report=(
+            "Reporting-MTA: dns; mx.multi.test\n\n"
+            "Final-Recipient: rfc822; stranger@multi.test\n"
+            "Action: failed\n"
+            "Status: 5.1.1\n"
+            f"Final-Recipient: rfc822; {recipient}\n"
+            "Action: failed\n"
+            "Status: 5.1.1\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 No such user\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def lowercase_fields_exim(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Exim's DSN: lower-case names, ``Action: FAILED``, X-Exim-Diagnostic, bare address."""
+    return _report_message(
+        sender=sender,
+        daemon="Mail Delivery System <Mailer-Daemon@exim.customer.test>",
+        subject="Mail delivery failed: returning message to sender",
+        human=(
+            "This message was created automatically by mail delivery software.\n\n"
+            "A message that you sent could not be delivered to one or more of its\n"
+            "recipients. This is a permanent error. The following address(es) failed:\n\n"
+            f"  {recipient}\n    mailbox is disabled"
+        ),
+        report=(
+            "reporting-mta: dns; exim.customer.test\n\n"
+            "action: FAILED\n"
+            f"final-recipient: {recipient}\n"
+            "status: 5.0.0\n"
+            "remote-mta: dns; mail.customer.test\n"
+            "diagnostic-code: smtp; 550 Mailbox is disabled\n"
+            "x-exim-diagnostic: X-str; Mailbox is disabled\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def no_status_no_action(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """A sloppy MTA: neither Action nor Status, only the server's reply."""
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@sloppy.test",
+        subject="Returned mail",
+        human="The following message could not be delivered.",
+        report=(
+            "Reporting-MTA: dns; sloppy.test\n\n"
+            f"Final-Recipient: rfc822; {recipient}\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>... User unknown\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def spamhaus_block(*, message_id: str, recipient: str, sender: str) -> bytes:
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@mx.strict.test (Mail Delivery System)",
+        subject="Undelivered Mail Returned to Sender",
+        human="Your message was refused by the receiving server.",
+        report=(
+            "Reporting-MTA: dns; mx.strict.test\n\n"
+            f"Final-Recipient: rfc822; {recipient}\n"
+            "Action: failed\n"
+            "Status: 5.0.0\n"
+            "Diagnostic-Code: smtp; 554 Service unavailable; Client host [192.0.2.10]\n"
+            "    blocked using zen.spamhaus.org\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def reputation_block(*, message_id: str, recipient: str, sender: str) -> bytes:
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@mx.rep.test",
+        subject="Undeliverable message",
+        human="Delivery failed.",
+        report=(
+            "Reporting-MTA: dns; mx.rep.test\n\n"
+            f"Final-Recipient: rfc822; {recipient}\n"
+            "Action: failed\n"
+            "Status: 5.0.0\n"
+            "Diagnostic-Code: smtp; 550 Message rejected due to poor sender reputation\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def outlook_mailbox_unavailable(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Outlook.com consumer: 5.5.0 whose words say the mailbox is not there."""
+    return _report_message(
+        sender=sender,
+        daemon="postmaster@outlook.com",
+        subject="Undeliverable: Re: Printer on fire",
+        human=f"Delivery has failed to these recipients or groups:\n\n{recipient}",
+        report=(
+            "Reporting-MTA: dns;DM6NAM12HT123.mail.protection.outlook.com\n\n"
+            f"Final-Recipient: rfc822;{recipient}\n"
+            "Action: failed\n"
+            "Status: 5.5.0\n"
+            "Diagnostic-Code: smtp;550 5.5.0 Requested action not taken: mailbox unavailable "
+            "(S2017062302). [DM6NAM12FT012.eop-nam12.prod.protection.outlook.com]\n"
+        ),
+        original=_headers(message_id, sender, recipient),
+    )
+
+
+def full_original_attached(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Original-Recipient in a different case, the whole original as message/rfc822."""
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@mx.case.test",
+        subject="Undelivered Mail Returned to Sender",
+        human="Your message could not be delivered.",
+        report=(
+            "Reporting-MTA: dns; mx.case.test\n\n"
+            f"Original-Recipient: rfc822; {recipient.upper()}\n"
+            "Final-Recipient: rfc822; mbox-4711@store.case.test\n"
+            "Action: failed\n"
+            "Status: 5.2.1\n"
+            "Diagnostic-Code: smtp; 550 5.2.1 mailbox disabled\n"
+        ),
+        original=_headers(message_id, sender, recipient) + "\nHello, the printer is on fire.\n",
+        original_type="message/rfc822",
+    )
+
+
 SAMPLES: list[Sample] = [
     Sample("postfix", bounces.postfix_dsn, HARD),
     Sample("exim", bounces.exim_bounce, HARD),
@@ -526,4 +732,14 @@ SAMPLES: list[Sample] = [
     Sample("groupwise", groupwise_plain, HARD),
     Sample("sendmail-plain", sendmail_plain, HARD),
     Sample("qmail-over-quota", qmail_over_quota, SOFT),
+    Sample("x400-only", x400_only, HARD),
+    Sample("report-without-recipient-block", report_without_recipient_block, HARD),
+    Sample("exchange-2003", exchange_2003, HARD),
+    Sample("two-recipients-ours-second", two_recipients_ours_second, HARD),
+    Sample("exim-dsn-lowercase", lowercase_fields_exim, HARD),
+    Sample("no-status-no-action", no_status_no_action, HARD),
+    Sample("spamhaus-block", spamhaus_block, POLICY),
+    Sample("reputation-block", reputation_block, POLICY),
+    Sample("outlook-mailbox-unavailable", outlook_mailbox_unavailable, HARD),
+    Sample("full-original-attached", full_original_attached, HARD),
 ]
