@@ -126,6 +126,29 @@ def contact_bounce_unverified(
     )
 
 
+def contact_complaint_record(
+    *, contact: Contact, reason: str = "", at: dt.datetime | None = None, inbound_mail_id=None
+) -> bool:
+    """The recipient reported our mail as spam: mark the contact "Complained" (suppressed).
+
+    Guarded: True only the first time; every report is kept in the history all the same.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        changed = Contact.objects.filter(pk=contact.pk, complained_at__isnull=True).update(
+            complained_at=at
+        )
+        BounceEvent.objects.create(
+            contact=contact,
+            kind=BounceEventKind.COMPLAINED,
+            at=at,
+            reason=reason,
+            inbound_mail_id=inbound_mail_id,
+        )
+    contact.refresh_from_db(fields=["complained_at"])
+    return bool(changed)
+
+
 def contact_blacklist_check(*, contact_id: int, now: dt.datetime | None = None) -> bool:
     """Apply the automatic blacklist rule to one contact; True when it was blacklisted now."""
     now = now or timezone.now()
@@ -231,6 +254,7 @@ CONTACT_PAGE_SIZE = 50
 CONTACT_STATES = {
     "bouncing": {"bounce_count__gt": 0},
     "blacklisted": {"blacklisted": True},
+    "complained": {"complained_at__isnull": False},
 }
 
 

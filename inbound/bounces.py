@@ -41,14 +41,20 @@ from chatter.models import (
     normalize_email,
 )
 from chatter.models import Message as ChatterMessage
-from chatter.suppression import contact_bounce_record, contact_bounce_unverified
+from chatter.suppression import (
+    contact_bounce_record,
+    contact_bounce_unverified,
+    contact_complaint_record,
+)
 from chatter.suppression import contact_bounce_reset as _contact_bounce_reset
 from mailhub.logfiles import log_event
 from outbox.models import MailRecipient, OutgoingMail, RecipientStatus
 from outbox.verp import VerpRef, parse_bounce_address
 
+from .complaints import ComplaintReport, complaint_parse
 from .dsn import FAILED, HARD, POLICY, BounceReport, RecipientReport, bounce_parse
 from .models import AliasDomain
+from .signals import complaint_received
 
 logger = logging.getLogger("mailhub.bounces")
 
@@ -92,9 +98,14 @@ def bounce_process(*, inbound_mail, rcpt: str, message) -> str:
     """
     if isinstance(message, bytes | bytearray):
         message = message_from_bytes(bytes(message), policy=policy.compat32)
-    report = bounce_parse(message)
     inbound_id = getattr(inbound_mail, "pk", None)
     ref = _verp_ref(rcpt)
+    complaint = complaint_parse(message)
+    if complaint is not None:
+        return _process_complaint(
+            complaint=complaint, ref=ref, message=message, rcpt=rcpt, inbound_id=inbound_id
+        )
+    report = bounce_parse(message)
     if ref is not None:
         target = _verp_target(ref)
         if target is not None:
@@ -472,3 +483,67 @@ def _unmatched(*, rcpt: str, report: BounceReport, inbound_id, why: str, address
 def _ignored(*, rcpt: str, inbound_id, why: str) -> str:
     log_event(logger, "bounce.ignored", rcpt=rcpt, inbound=inbound_id, reason=why)
     return f"bounce.ignored: {why}"
+
+
+def _process_complaint(
+    *, complaint: ComplaintReport, ref: VerpRef | None, message, rcpt: str, inbound_id
+) -> str:
+    """A feedback-loop report: suppress exactly the recipient whose copy it returns.
+
+    The copy is known by its signed VERP address: the one the report was sent to, or the
+    original's Return-Path inside it. ``Original-Rcpt-To`` alone proves nothing (anyone can
+    write one), so a report without a token is kept and logged, never suppressing anyone.
+    """
+    if not complaint.is_complaint:
+        return _ignored(
+            rcpt=rcpt,
+            inbound_id=inbound_id,
+            why=f"feedback report of type {complaint.feedback_type or '(none)'}, not a complaint",
+        )
+    target = _verp_target(ref) if ref is not None else None
+    if target is None:
+        targets = _returned_targets(message)
+        if complaint.original_rcpt_to:
+            targets = [t for t in targets if t.address == complaint.original_rcpt_to] or targets
+        target = targets[0] if len(targets) == 1 else None
+    if target is None:
+        log_event(
+            logger,
+            "complaint.unverified",
+            message_id=complaint.original_message_id,
+            rcpt=complaint.original_rcpt_to or "(redacted)",
+            to=rcpt,
+            inbound=inbound_id,
+            reason="no VERP token of one copy of ours in the report",
+        )
+        return (
+            f"complaint.unverified: {complaint.original_rcpt_to or '(redacted)'} "
+            "(no VERP token of one copy of ours)"
+        )
+    contact = (
+        target.notification.contact
+        if target.notification is not None
+        else Contact.objects.get_or_create(
+            email=target.address, defaults={"name": target.address.split("@")[0]}
+        )[0]
+    )
+    now = timezone.now()
+    first = contact_complaint_record(
+        contact=contact, reason=complaint.reason(), at=now, inbound_mail_id=inbound_id
+    )
+    recipient_id = target.recipient.pk if target.recipient is not None else None
+    complaint_received.send(
+        sender=ComplaintReport, recipient_id=recipient_id, contact_id=contact.pk, at=now
+    )
+    log_event(
+        logger,
+        "complaint.applied",
+        message_id=complaint.original_message_id,
+        rcpt=contact.email,
+        ref=target.ref,
+        inbound=inbound_id,
+        feedback_type=complaint.feedback_type,
+        feedback_id=complaint.feedback_id,
+        first=first,
+    )
+    return f"complaint.applied: {target.ref} {contact.email} ({complaint.feedback_type})"

@@ -364,7 +364,7 @@ def _own_parts(message: Message):
         yield message
 
 
-def _find_parts(message: Message, content_type: str):
+def find_parts(message: Message, content_type: str):
     """Parts of a type, anywhere in the bounce except inside an attached original."""
     stack = [message]
     while stack:
@@ -396,12 +396,12 @@ def _without_comments(value: str) -> str:
     return _unfold(value)
 
 
-def _report_text(part: Message) -> str:
+def report_text(part: Message) -> str:
     """The text of a ``message/delivery-status`` part as sent, transfer encoding undone.
 
     The email package splits this part into header blocks at blank lines; an encoded part
     (quoted-printable, base64) or a separator line holding a space fools that split. The
-    blocks are put back together as they came and read again by ``_report_fields``.
+    blocks are put back together as they came and read again by ``report_fields``.
     """
     payload = part.get_payload()
     if isinstance(payload, list):
@@ -438,7 +438,7 @@ def _report_text(part: Message) -> str:
         return text
 
 
-def _report_fields(text: str) -> list[list[tuple[str, str]]]:
+def report_fields(text: str) -> list[list[tuple[str, str]]]:
     """``Name: value`` fields of a report, block by block (RFC 3464 §2.1).
 
     A line of nothing but white space ends a block too; continuation lines are unfolded;
@@ -547,9 +547,9 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
     found = False
     reporting_mta = ""
     recipients: list[RecipientReport] = []
-    for part in _find_parts(message, "message/delivery-status"):
+    for part in find_parts(message, "message/delivery-status"):
         found = True
-        for block in _report_fields(_report_text(part)):
+        for block in report_fields(report_text(part)):
             names = {name for name, _ in block}
             if not names & {"original-recipient", "final-recipient"}:
                 if not reporting_mta and "reporting-mta" in names:
@@ -572,9 +572,9 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
     return found, reporting_mta, recipients
 
 
-def _original_headers(message: Message) -> Message | None:
+def original_headers(message: Message) -> Message | None:
     """The headers of the mail that bounced, from the attached original (RFC 3462 §2)."""
-    for part in _find_parts(message, "text/rfc822-headers"):
+    for part in find_parts(message, "text/rfc822-headers"):
         return HeaderParser().parsestr(_part_text(part).lstrip())
     stack = [message]
     while stack:
@@ -656,7 +656,7 @@ def bounce_parse(message: Message) -> BounceReport:
     from_daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster")
     subject = _unfold(message.get("Subject", ""))
     human = _human_text(message)
-    original = _original_headers(message)
+    original = original_headers(message)
     original_id = ""
     in_reply_to = ""
     references: tuple[str, ...] = ()
@@ -726,7 +726,7 @@ def bounce_like(message: Message, *, null_sender: bool = False) -> bool:
     if sender.split("@")[0] in ("mailer-daemon", "postmaster"):
         return True
     for ctype in ("message/delivery-status", "message/feedback-report"):
-        if next(_find_parts(message, ctype), None) is not None:
+        if next(find_parts(message, ctype), None) is not None:
             return True
     temporary, permanent = _flufl_failures(message)
     return bool(temporary or permanent)

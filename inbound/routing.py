@@ -22,6 +22,11 @@ class RcptKind(StrEnum):
     CATCHALL = "catchall"
     BOUNCE = "bounce"  # the domain's bounce address or a signed VERP address
     UNSUBSCRIBE = "unsubscribe"  # the List-Unsubscribe mailto (``inbound.unsubscribe``)
+    FEEDBACK = "feedback"  # abuse@ / fbl@: feedback-loop reports (RFC 5965) and bounces
+
+
+# Where mailbox providers' feedback loops report (RFC 2142 §2 abuse@; fbl@ by convention).
+FEEDBACK_LOCALS = ("abuse", "fbl")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ def rcpt_decide(
         return RcptDecision("250 2.1.5 OK", RcptKind.CATCHALL)
     if local == domain.bounce_local.lower() or verp_valid:
         return RcptDecision("250 2.1.5 OK", RcptKind.BOUNCE)
+    if local in FEEDBACK_LOCALS:
+        return RcptDecision("250 2.1.5 OK", RcptKind.FEEDBACK)
     return RcptDecision(f"550 5.1.1 <{address}>: mailbox unavailable")
 
 
@@ -181,6 +188,14 @@ def route_recipient(
             Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, notify
         )
     alias = rcpt.alias
+    if rcpt.kind == RcptKind.FEEDBACK:
+        if mail.bounce_like:
+            return RoutingDecision(Decision.BOUNCE, ACCEPT, "report, handed to bounce processing")
+        return _refuse(
+            f"550 5.7.1 <{rcpt.address}>: this address only takes feedback reports "
+            "(RFC 5965) and bounces; write to one of our aliases instead",
+            "not a report",
+        )
     if rcpt.kind == RcptKind.CATCHALL and mail.bounce_like:
         # Bounces to the catchall (MTAs that answer the From or Reply-To) are read too.
         return RoutingDecision(Decision.BOUNCE, ACCEPT, "bounce-like, handed to bounce processing")

@@ -251,8 +251,13 @@ class _Lookups:
 def _catchall_bounce_like(
     delivery: Delivery, facts: HeaderFacts, reply_target: tuple[int, int] | None
 ) -> bool:
-    """Is mail to the catchall that is not a reply a bounce? Read whole only when it matters."""
-    to_catchall = any(r.kind in (None, RcptKind.CATCHALL) for r in delivery.rcpts.values())
+    """Is mail to the catchall or abuse@ that is not a reply a bounce or report?
+
+    The message is read whole only when it matters (not for aliases, replies or DSNs).
+    """
+    to_catchall = any(
+        r.kind in (None, RcptKind.CATCHALL, RcptKind.FEEDBACK) for r in delivery.rcpts.values()
+    )
     if not to_catchall or facts.is_dsn or reply_target is not None:
         return False
     if facts.from_mailer_daemon:

@@ -743,3 +743,52 @@ SAMPLES: list[Sample] = [
     Sample("outlook-mailbox-unavailable", outlook_mailbox_unavailable, HARD),
     Sample("full-original-attached", full_original_attached, HARD),
 ]
+
+
+def arf_report(
+    *,
+    message_id: str,
+    recipient: str,
+    sender: str,
+    feedback_id: str = "",
+    redacted: bool = True,
+    provider: str = "Yahoo!-Mail-Feedback/2.0",
+    feedback_type: str = "abuse",
+) -> bytes:
+    """A feedback-loop report (RFC 5965) as Yahoo's, Microsoft's JMRP or Comcast's send it.
+
+    The complaining address is redacted in the report and in the returned copy's To (as most
+    providers do); the returned headers keep that copy's Return-Path.
+    """
+    boundary = f"=_arf_{_unique()}"
+    shown = "redacted@" + recipient.partition("@")[2] if redacted else recipient
+    original = _original_headers(message_id=message_id, sender=sender, recipient=shown)
+    if feedback_id:
+        original += f"Feedback-ID: {feedback_id}\n"
+    rcpt_line = "" if redacted else f"Original-Rcpt-To: {recipient}\n"
+    return _crlf(
+        f"Date: {_date()}\n"
+        "From: Feedback Loop <feedback@fbl.provider.test>\n"
+        "To: fbl@mailhub.test\n"
+        "Subject: FW: Re: Printer on fire\n"
+        f"Message-ID: <{_unique()}@fbl.provider.test>\n"
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\n\n'
+        f"--{boundary}\n"
+        "Content-Type: text/plain; charset=us-ascii\n\n"
+        "This is an email abuse report for an email message received from IP 192.0.2.10.\n\n"
+        f"--{boundary}\n"
+        "Content-Type: message/feedback-report\n\n"
+        f"Feedback-Type: {feedback_type}\n"
+        f"User-Agent: {provider}\n"
+        "Version: 1\n"
+        "Original-Mail-From: <bounce@mailhub.test>\n"
+        f"{rcpt_line}"
+        "Arrival-Date: Thu, 03 Dec 2026 10:02:11 +0000\n"
+        "Source-IP: 192.0.2.10\n"
+        "Reported-Domain: mailhub.test\n\n"
+        f"--{boundary}\n"
+        "Content-Type: text/rfc822-headers\n\n"
+        f"{original}\n"
+        f"--{boundary}--\n"
+    )
