@@ -98,6 +98,9 @@ class Campaign(models.Model):
     # Batches walk the list members in id order; the cursor moves in the batch's transaction.
     cursor = models.BigIntegerField(default=0)
     members_done = models.BooleanField(default=False)
+    # Why the campaign queue stopped at this campaign (its complaint rate passed the line);
+    # empty = not paused. ``campaign_resume`` clears it.
+    paused_reason = models.TextField(blank=True)
     # List memberships when sending started (the progress bar's total).
     expected = models.PositiveIntegerField(default=0)
     # Contacts met a second time through another list of the campaign (no row of their own).
@@ -135,6 +138,8 @@ class SkipReason(models.TextChoices):
     BLACKLISTED = "blacklisted", "Blacklisted Address"
     UNSUBSCRIBED = "unsubscribed", "Opted Out"
     INVALID = "invalid", "Invalid Email"
+    # The contact reported earlier mail of ours as spam (an RFC 5965 feedback report).
+    COMPLAINED = "complained", "Complained"
     # Duplicates have no row (the contact already has one): Campaign.duplicates counts them.
     DUPLICATE = "duplicate", "Duplicate Email"
 
@@ -147,6 +152,8 @@ class CampaignRecipient(models.Model):
     skip_reason = models.CharField(max_length=12, choices=SkipReason.choices, blank=True)
     # outbox.MailRecipient id, not a foreign key: the outbox may vacuum its rows, ours stay.
     outbox_recipient_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    # A feedback-loop report tied to this copy: the recipient marked it as spam.
+    complained_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

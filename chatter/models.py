@@ -47,6 +47,9 @@ class Contact(models.Model):
     blacklisted = models.BooleanField(default=False)
     blacklisted_at = models.DateTimeField(null=True, blank=True)
     blacklist_reason = models.TextField(blank=True)
+    # The recipient reported our mail as spam (an RFC 5965 feedback report): campaigns and
+    # optional mail leave the address alone from then on.
+    complained_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -254,6 +257,12 @@ class ChatterMixin(models.Model):
 class BounceEventKind(models.TextChoices):
     HARD = "hard", "Hard bounce"
     SOFT = "soft", "Soft bounce"
+    # Refused by a filter (RFC 3463 X.7.x, spam, reputation): shown, never counted.
+    POLICY = "policy", "Policy block"
+    # A bounce naming this address without the proof only its copy carried: never counted.
+    UNVERIFIED = "unverified", "Reported, not verified"
+    # A feedback-loop report (RFC 5965): the recipient marked our mail as spam.
+    COMPLAINED = "complained", "Complained (marked as spam)"
     BLACKLISTED = "blacklisted", "Blacklisted"
     UNBLACKLISTED = "unblacklisted", "Removed from blacklist"
 

@@ -68,6 +68,7 @@ def contact_bounce_record(
     *,
     contact: Contact,
     hard: bool,
+    policy: bool = False,
     status: str = "",
     reason: str = "",
     at: dt.datetime | None = None,
@@ -76,15 +77,18 @@ def contact_bounce_record(
 ) -> Contact:
     """Count one bounce of a contact and blacklist the address when the rule says so.
 
-    Only hard bounces move the counter; soft ones (mailbox full, policy, expired) are kept in
-    the history. The counter is incremented in the database (``F``) so concurrent bounces for
-    the same address are all counted. Returns the contact as stored afterwards.
+    Only hard bounces move the counter; soft ones (mailbox full, expired) and policy blocks
+    (``policy``: a spam filter refused one mail) are kept in the history. The counter is
+    incremented in the database (``F``) so concurrent bounces for the same address are all
+    counted. Returns the contact as stored afterwards.
     """
     at = at or timezone.now()
     with transaction.atomic():
         BounceEvent.objects.create(
             contact=contact,
-            kind=BounceEventKind.HARD if hard else BounceEventKind.SOFT,
+            kind=BounceEventKind.HARD
+            if hard
+            else (BounceEventKind.POLICY if policy else BounceEventKind.SOFT),
             at=at,
             status=status[:20],
             reason=reason,
@@ -106,6 +110,43 @@ def contact_bounce_record(
         ]
     )
     return contact
+
+
+def contact_bounce_unverified(
+    *, contact: Contact, status: str = "", reason: str = "", inbound_mail_id: int | None = None
+) -> BounceEvent:
+    """Keep a bounce that names this address without proof: history only, never counted."""
+    return BounceEvent.objects.create(
+        contact=contact,
+        kind=BounceEventKind.UNVERIFIED,
+        at=timezone.now(),
+        status=status[:20],
+        reason=reason,
+        inbound_mail_id=inbound_mail_id,
+    )
+
+
+def contact_complaint_record(
+    *, contact: Contact, reason: str = "", at: dt.datetime | None = None, inbound_mail_id=None
+) -> bool:
+    """The recipient reported our mail as spam: mark the contact "Complained" (suppressed).
+
+    Guarded: True only the first time; every report is kept in the history all the same.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        changed = Contact.objects.filter(pk=contact.pk, complained_at__isnull=True).update(
+            complained_at=at
+        )
+        BounceEvent.objects.create(
+            contact=contact,
+            kind=BounceEventKind.COMPLAINED,
+            at=at,
+            reason=reason,
+            inbound_mail_id=inbound_mail_id,
+        )
+    contact.refresh_from_db(fields=["complained_at"])
+    return bool(changed)
 
 
 def contact_blacklist_check(*, contact_id: int, now: dt.datetime | None = None) -> bool:
@@ -213,6 +254,7 @@ CONTACT_PAGE_SIZE = 50
 CONTACT_STATES = {
     "bouncing": {"bounce_count__gt": 0},
     "blacklisted": {"blacklisted": True},
+    "complained": {"complained_at__isnull": False},
 }
 
 

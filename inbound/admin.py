@@ -48,7 +48,16 @@ class ReviewFilter(admin.SimpleListFilter):
 
 @admin.register(InboundMail)
 class InboundMailAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "sender", "rcpt_to", "subject", "decision", "code", "processed"]
+    list_display = [
+        "received_at",
+        "sender",
+        "rcpt_to",
+        "subject",
+        "decision",
+        "code",
+        "reason",
+        "processed",
+    ]
     list_filter = [ReviewFilter, "decision", "code", "automatic"]
     actions = ["release", "discard"]
     search_fields = ["message_id", "sender", "mail_from", "rcpt_to", "subject"]

@@ -15,7 +15,7 @@ import binascii
 import quopri
 import re
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import errors, message_from_bytes, policy
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import parseaddr
@@ -30,7 +30,8 @@ DELAYED = "delayed"
 
 # Severities: what a recipient's report means for us.
 HARD = "hard"  # permanent: the address does not work; counts toward the blacklist
-SOFT = "soft"  # the mail failed, but the address may work tomorrow (full, policy, expired)
+SOFT = "soft"  # the mail failed, but the address may work tomorrow (full, expired, too big)
+POLICY = "policy"  # refused by a filter (spam, reputation): says nothing about the mailbox
 DELAY = "delayed"  # still being retried: not a bounce (RFC 3464 §2.3.3 "delayed")
 NONE = "none"  # delivered, relayed, expanded: nothing went wrong
 
@@ -52,9 +53,58 @@ _STATUS_TEXT = {
     "7.26": "multiple authentication checks failed",
 }
 
+# The many ways MTAs spell RFC 3464's Action values (Lotus "failed (Bad destination mailbox
+# address)", old Exchange "error", "failure", "bounced"...), by their first word.
+_ACTION_WORDS = {
+    "failed": FAILED,
+    "failure": FAILED,
+    "fail": FAILED,
+    "error": FAILED,
+    "bounced": FAILED,
+    "bounce": FAILED,
+    "undeliverable": FAILED,
+    "rejected": FAILED,
+    "permanent": FAILED,
+    "delayed": DELAYED,
+    "delay": DELAYED,
+    "deferred": DELAYED,
+    "retrying": DELAYED,
+    "pending": DELAYED,
+    "transient": DELAYED,
+    "delivered": "delivered",
+    "relayed": "relayed",
+    "expanded": "expanded",
+}
+
+# Diagnostic words that decide when the status code does not (X.0.0, or no code at all).
+_POLICY_WORDS = re.compile(
+    r"block(ed|list)|black ?list|spam|reputation|\bpolicy\b|\brbl\b|dnsbl|spamhaus|"
+    r"unsolicited|junk|abuse|not authori[sz]ed|denied|dmarc|\bspf\b|dkim|"
+    r"sender (address|domain) (rejected|not)|content (rejected|filter)|virus",
+    re.I,
+)
+_HARD_WORDS = re.compile(
+    r"user unknown|unknown user|unknown (local|recipient|mailbox|address)|no such (user|"
+    r"mailbox|recipient|address)|(mailbox|user|recipient|account|address)[^.;\n]{0,30}"
+    r"(does not exist|doesn't exist|not exist|not found|unavailable|disabled|inactive|"
+    r"deactivated|closed|suspended|invalid)|invalid (recipient|mailbox|address|user)|"
+    r"(recipient|name) (is )?not recogni[sz]ed|no mailbox|mailbox not found|"
+    r"unrouteable address|address rejected|not a valid (mailbox|user|recipient)|"
+    r"account (has been )?(disabled|closed|removed|expired)|not listed in|"
+    r"(doesn't|does not) have an? [\w.-]+ account|no longer (active|valid|in use)",
+    re.I,
+)
+_SOFT_WORDS = re.compile(
+    r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the )?(storage|quota)|"
+    r"insufficient (storage|disk)|too (big|large)|size limit|temporar|try again|timed? ?out|"
+    r"connection refused|expired|out of storage",
+    re.I,
+)
+
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-# An SMTP reply in free text: "550 5.1.1 <x@y>: ..." or "550-5.1.1 ..." or "550 Mailbox ...".
-_REPLY_RE = re.compile(r"(?<![\d.:/-])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\b)?")
+# An SMTP reply in free text: "550 5.1.1 <x@y>: ..." or "550-5.1.1 ..." or "550 Mailbox ...",
+# or Yahoo's "554: 5.7.9 ...".
+_REPLY_RE = re.compile(r"(?<![\d.:/-])([45]\d\d)(?:[ -]|: )(?:([45]\.\d{1,3}\.\d{1,3})\b)?")
 _MESSAGE_ID_RE = re.compile(r"^(?:message-id|x-microsoft-original-message-id):\s*(<[^>\s]+>)", re.I)
 # Where non-standard bounces start quoting the original message (Exim, qmail, Sendmail...).
 _COPY_MARKERS = re.compile(
@@ -62,14 +112,56 @@ _COPY_MARKERS = re.compile(
     r"-+ ?the header of the original message|original message follows)",
     re.I,
 )
+# An RFC 5322 addr-spec good enough to send to: one @, a dot in the domain, nothing of X.400.
+_ADDRESS_RE = re.compile(r"^[^@\s<>()\[\]/,;:\"=]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.I)
 REASON_TEXT_LIMIT = 1500
+
+
+def status_severity(*, action: str, status: str, diagnostic: str = "") -> str:
+    """hard / soft / policy / delayed / none for one recipient (protocol.md §3.3).
+
+    RFC 3463 first: the enhanced status code (the Diagnostic-Code's when Status only says
+    X.0.0, as "550 5.7.1" behind "Status: 5.0.0"); 5.1.x and 5.2.1 are dead or disabled
+    mailboxes, 5.7.x a policy refusal, 4.x.x / 5.2.x / 5.3.x / 5.4.x conditions that can pass.
+    Where the code does not say (X.0.0, protocol and media errors, no code at all) the
+    diagnostic text decides; a permanent failure nobody explains is hard.
+    """
+    if action == DELAYED:
+        return DELAY
+    if action != FAILED:
+        return NONE
+    code = _STATUS_RE.search(status or "")
+    detailed = _STATUS_RE.search(diagnostic or "")
+    if detailed is not None and (
+        code is None or ((code[2], code[3]) == ("0", "0") and code[1] == detailed[1])
+    ):
+        code = detailed
+    if code is not None and code[1] == "4":
+        return SOFT
+    subject, detail = (code[2], code[3]) if code is not None else ("0", "0")
+    if subject == "7":
+        return POLICY
+    if subject == "1" or (subject, detail) == ("2", "1"):
+        return HARD
+    if subject in ("2", "3", "4"):
+        return SOFT
+    # X.0.x, X.5.x, X.6.x or no code: the words decide, a refusal by policy before a dead
+    # mailbox (a "550 mailbox unavailable" from a content filter is still a refusal).
+    text = diagnostic or ""
+    if _POLICY_WORDS.search(text):
+        return POLICY
+    if _HARD_WORDS.search(text):
+        return HARD
+    if _SOFT_WORDS.search(text) or subject in ("5", "6"):
+        return SOFT
+    return HARD
 
 
 @dataclass(frozen=True)
 class RecipientReport:
     """One recipient block of a DSN (RFC 3464 §2.3), or what flufl.bounce found for an address."""
 
-    address: str  # Final-Recipient, normalised (lower case, no "rfc822;")
+    address: str  # the address we sent to as best known, normalised (lower case, no "rfc822;")
     action: str  # failed | delayed | delivered | relayed | expanded
     status: str  # RFC 3463 code, e.g. "5.1.1"
     diagnostic: str = ""  # Diagnostic-Code, unfolded, e.g. "smtp; 550 5.1.1 <x@y>: User unknown"
@@ -77,31 +169,24 @@ class RecipientReport:
     remote_mta: str = ""
     # True when nothing in the bounce said this (a VERP bounce nobody could read): never hard.
     assumed: bool = False
+    final_recipient: str = ""
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The addresses this block names, the one we sent to first (RFC 3464 §2.3.1)."""
+        names = (self.original_recipient, self.address, self.final_recipient)
+        return tuple(dict.fromkeys(a for a in names if a))
 
     @property
     def severity(self) -> str:
-        """hard / soft / delayed / none, after protocol.md §3.3.
-
-        A failed 5.x.x is hard, except mailbox full (X.2.2, which RFC 3463 calls transient
-        although many MTAs send it with 5) and policy blocks (5.7.x: a spam filter refusing one
-        mail says nothing about the address). A failed 4.x.x is a mail that expired in a queue.
-        """
-        if self.action == DELAYED:
-            return DELAY
-        if self.action != FAILED:
-            return NONE
-        if self.assumed:
+        if self.assumed and self.action == FAILED:
             return SOFT
-        if self.status.startswith("5.") and not (
-            self.status.startswith("5.2.2") or self.status.startswith("5.7.")
-        ):
-            return HARD
-        return SOFT
+        return status_severity(action=self.action, status=self.status, diagnostic=self.diagnostic)
 
     @property
     def is_bounce(self) -> bool:
-        """The mail did not reach this recipient and will not (hard or soft)."""
-        return self.severity in (HARD, SOFT)
+        """The mail did not reach this recipient and will not (hard, soft or policy)."""
+        return self.severity in (HARD, SOFT, POLICY)
 
     @property
     def status_text(self) -> str:
@@ -128,6 +213,7 @@ class BounceReport:
     human_text: str = ""  # the reporting MTA's own words, trimmed
     from_mailer_daemon: bool = False
     subject: str = ""
+    has_report: bool = False  # a message/delivery-status part was there, readable or not
 
     @property
     def failed(self) -> list[RecipientReport]:
@@ -140,7 +226,12 @@ class BounceReport:
     @property
     def looks_like_bounce(self) -> bool:
         """Recognised by form (odoo-behaviour §5 ``_detect_is_bounce``), whatever was parsed."""
-        return self.format == "dsn" or bool(self.recipients) or self.from_mailer_daemon
+        return (
+            self.format == "dsn"
+            or self.has_report
+            or bool(self.recipients)
+            or self.from_mailer_daemon
+        )
 
     def reason_for(self, recipient: RecipientReport) -> str:
         """The failure reason shown in the sending-failures dialog, for one recipient.
@@ -148,7 +239,8 @@ class BounceReport:
         Status and its meaning, the remote server's reply (Diagnostic-Code) and the reporting
         MTA's own words, so the user can tell a typo from a full mailbox.
         """
-        lines = [f"Bounced: the mail to {recipient.address} was not delivered."]
+        verb = "Refused by policy" if recipient.severity == POLICY else "Bounced"
+        lines = [f"{verb}: the mail to {recipient.address} was not delivered."]
         status = f"Status: {recipient.status}" if recipient.status else "Status: unknown"
         if recipient.status_text:
             status += f" ({recipient.status_text})"
@@ -239,7 +331,7 @@ def _own_parts(message: Message):
         yield message
 
 
-def _find_parts(message: Message, content_type: str):
+def find_parts(message: Message, content_type: str):
     """Parts of a type, anywhere in the bounce except inside an attached original."""
     stack = [message]
     while stack:
@@ -254,68 +346,202 @@ def _find_parts(message: Message, content_type: str):
             stack.extend(part.get_payload())
 
 
-def _encoded_report_text(blocks: object, encoding: str) -> str:
-    if isinstance(blocks, str):
-        text = blocks
+_COMMENT_RE = re.compile(r"\([^()]*\)")
+# RFC 3464 §2.3.1/§2.3.2 address types that name an Internet mailbox; X.400 and the
+# rest are not addresses we sent to.
+_MAILBOX_TYPES = ("rfc822", "rfc-822", "smtp", "internet", "")
+_PER_RECIPIENT = ("original-recipient", "final-recipient", "action", "status")
+
+
+def _without_comments(value: str) -> str:
+    """RFC 5322 §3.2.2 comments out of a field value, nested ones too."""
+    for _ in range(5):
+        stripped = _COMMENT_RE.sub(" ", value)
+        if stripped == value:
+            break
+        value = stripped
+    return _unfold(value)
+
+
+def report_text(part: Message) -> str:
+    """The text of a ``message/delivery-status`` part as sent, transfer encoding undone.
+
+    The email package splits this part into header blocks at blank lines; an encoded part
+    (quoted-printable, base64) or a separator line holding a space fools that split. The
+    blocks are put back together as they came and read again by ``report_fields``.
+    """
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        chunks = []
+        for block in payload:
+            if not isinstance(block, Message):
+                continue
+            head = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+            body = block.get_payload()
+            body = body if isinstance(body, str) else ""
+            glued = any(
+                isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in block.defects
+            )
+            chunk = head + ("" if glued or not body else "\n") + body
+            chunks.append(chunk if chunk.endswith("\n") else chunk + "\n")
+        text = "\n".join(chunks)
     else:
-        text = "\n\n".join(
-            "".join(f"{name}: {value}\n" for name, value in block.items())
-            + (block.get_payload() if isinstance(block.get_payload(), str) else "")
-            for block in blocks
-        )
+        text = payload if isinstance(payload, str) else ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    charset = part.get_content_charset() or "utf-8"
     try:
         if encoding == "base64":
-            return base64.b64decode(text).decode("utf-8", errors="replace")
-        if encoding == "quoted-printable":
-            return quopri.decodestring(text.encode("ascii", errors="replace")).decode(
-                "utf-8", errors="replace"
-            )
+            raw = base64.b64decode("".join(text.split()), validate=False)
+        elif encoding == "quoted-printable":
+            raw = quopri.decodestring(text.encode("utf-8", errors="replace"))
+        else:
+            return text
+        try:
+            return raw.decode(charset, errors="replace")
+        except LookupError:
+            return raw.decode("utf-8", errors="replace")
     except (ValueError, binascii.Error):
-        return ""
-    return text
+        return text
 
 
-def _delivery_status(message: Message) -> tuple[str, list[RecipientReport]] | None:
-    for part in _find_parts(message, "message/delivery-status"):
-        blocks = part.get_payload()
-        encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-        if isinstance(blocks, str) or encoding in ("base64", "quoted-printable"):
-            # Some MTAs encode the report; the email package then parses the encoded text as
-            # header blocks. Decode it and read the blocks again.
-            blocks = [
-                HeaderParser().parsestr(chunk)
-                for chunk in re.split(r"\r?\n\r?\n", _encoded_report_text(blocks, encoding))
-                if chunk.strip()
-            ]
-        if not blocks:
+def report_fields(text: str) -> list[list[tuple[str, str]]]:
+    """``Name: value`` fields of a report, block by block (RFC 3464 §2.1).
+
+    A line of nothing but white space ends a block too; continuation lines are unfolded;
+    lines that are not fields are skipped rather than ending the report.
+    """
+    blocks: list[list[tuple[str, str]]] = []
+    fields: list[tuple[str, str]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if fields:
+                blocks.append(fields)
+            fields = []
             continue
-        reporting_mta = _typed_value(blocks[0].get("Reporting-MTA", ""))
-        recipients = []
-        for block in blocks[1:]:
-            final = _typed_value(block.get("Final-Recipient", "")) or _typed_value(
-                block.get("Original-Recipient", "")
-            )
-            if not final:
+        if line[:1] in (" ", "\t"):
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        if sep and name and " " not in name:
+            fields.append((name, value.strip()))
+    if fields:
+        blocks.append(fields)
+    return blocks
+
+
+# RFC 2156 §4.2.2 (MIXER): the printable-string escapes of an RFC 822 address inside an X.400
+# O/R address's ``RFC-822=`` attribute.
+_X400_ESCAPES = {"(a)": "@", "(p)": "%", "(b)": "!", "(q)": '"', "(u)": "_", "(l)": "(", "(r)": ")"}
+_X400_RFC822 = re.compile(r"/RFC-822=([^/]+)/", re.I)
+
+
+def _mailbox(value: str, *, x400: bool = False) -> str:
+    """``rfc822; <Bob@Example.net> (Bob)`` → ``bob@example.net``; "" for other types and junk.
+
+    With ``x400`` an X.400 address that carries an ``RFC-822=`` attribute gives that address
+    (a last resort, when the report names no Internet address at all).
+    """
+    if x400:
+        match = _X400_RFC822.search(value)
+        if not match:
+            return ""
+        text = match[1]
+        for escape, char in _X400_ESCAPES.items():
+            text = re.sub(re.escape(escape), char, text, flags=re.I)
+        address = _normalise_address(text)
+        return address if _ADDRESS_RE.match(address) else ""
+    text = _without_comments(value)
+    kind, sep, rest = text.partition(";")
+    if sep and kind.strip().lower() not in _MAILBOX_TYPES:
+        return ""
+    address = _normalise_address(rest if sep else text)
+    return address if _ADDRESS_RE.match(address) else ""
+
+
+def _action(value: str, status: str, diagnostic: str) -> str:
+    words = _without_comments(value).lower().split()
+    if words and words[0].rstrip(".:,;") in _ACTION_WORDS:
+        return _ACTION_WORDS[words[0].rstrip(".:,;")]
+    # No Action, or one nobody defined: the status class says what happened (RFC 3463 §3.1).
+    klass = status[:1] or (_REPLY_RE.search(diagnostic) or "  ")[1][:1]
+    return {"5": FAILED, "4": DELAYED, "2": "delivered"}.get(klass, "")
+
+
+def _status(value: str, diagnostic: str) -> str:
+    match = _STATUS_RE.search(_without_comments(value))
+    if match:
+        return match[0]
+    match = _STATUS_RE.search(diagnostic)
+    if match:
+        return match[0]
+    reply = _REPLY_RE.search(diagnostic)
+    return f"{reply[1][0]}.0.0" if reply else ""
+
+
+def _recipient(fields: dict[str, str]) -> RecipientReport | None:
+    original = _mailbox(fields.get("original-recipient", ""))
+    final = _mailbox(fields.get("final-recipient", ""))
+    if not (original or final):
+        final = _mailbox(fields.get("final-recipient", ""), x400=True)
+    if not (original or final):
+        return None
+    diagnostic = _unfold(fields.get("diagnostic-code", ""))
+    status = _status(fields.get("status", ""), diagnostic)
+    return RecipientReport(
+        # The address we sent to is Original-Recipient (§2.3.1); Final-Recipient is often
+        # an internal mailbox name after forwarding or aliasing (§2.3.2).
+        address=original or final,
+        action=_action(fields.get("action", ""), status, diagnostic),
+        status=status,
+        diagnostic=diagnostic,
+        original_recipient=original,
+        final_recipient=final,
+        remote_mta=_typed_value(fields.get("remote-mta", "")),
+    )
+
+
+def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]]:
+    """(a report part was there, Reporting-MTA, recipients) from every delivery-status part.
+
+    Found at any depth outside the attached original, with or without ``report-type``. A
+    block starts a new recipient, and so does a per-recipient field seen twice (an MTA that
+    left out the blank line between recipients).
+    """
+    found = False
+    reporting_mta = ""
+    recipients: list[RecipientReport] = []
+    for part in find_parts(message, "message/delivery-status"):
+        found = True
+        for block in report_fields(report_text(part)):
+            names = {name for name, _ in block}
+            if not names & {"original-recipient", "final-recipient"}:
+                if not reporting_mta and "reporting-mta" in names:
+                    reporting_mta = _typed_value(dict(block)["reporting-mta"])
                 continue
-            recipients.append(
-                RecipientReport(
-                    address=_normalise_address(final),
-                    action=_unfold(block.get("Action", "")).lower(),
-                    status=_unfold(block.get("Status", "")).split(" ")[0],
-                    diagnostic=_unfold(block.get("Diagnostic-Code", "")),
-                    original_recipient=_normalise_address(
-                        _typed_value(block.get("Original-Recipient", ""))
-                    ),
-                    remote_mta=_typed_value(block.get("Remote-MTA", "")),
+            current: dict[str, str] = {}
+            groups = [current]
+            for name, value in block:
+                starts_next = name == "original-recipient" and (
+                    "action" in current or "status" in current
                 )
-            )
-        return reporting_mta, recipients
-    return None
+                if name in _PER_RECIPIENT and (name in current or starts_next):
+                    current = {}
+                    groups.append(current)
+                current.setdefault(name, value)
+            for fields in groups:
+                recipient = _recipient(fields)
+                if recipient is not None:
+                    recipients.append(recipient)
+    return found, reporting_mta, recipients
 
 
-def _original_headers(message: Message) -> Message | None:
+def original_headers(message: Message) -> Message | None:
     """The headers of the mail that bounced, from the attached original (RFC 3462 §2)."""
-    for part in _find_parts(message, "text/rfc822-headers"):
+    for part in find_parts(message, "text/rfc822-headers"):
         return HeaderParser().parsestr(_part_text(part).lstrip())
     stack = [message]
     while stack:
@@ -397,7 +623,7 @@ def bounce_parse(message: Message) -> BounceReport:
     from_daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster")
     subject = _unfold(message.get("Subject", ""))
     human = _human_text(message)
-    original = _original_headers(message)
+    original = original_headers(message)
     original_id = ""
     in_reply_to = ""
     references: tuple[str, ...] = ()
@@ -418,32 +644,56 @@ def bounce_parse(message: Message) -> BounceReport:
         "from_mailer_daemon": from_daemon,
         "subject": subject,
     }
-    dsn = _delivery_status(message)
-    if dsn is not None:
-        reporting_mta, recipients = dsn
+    has_report, reporting_mta, recipients = _delivery_status(message)
+    if recipients:
         return BounceReport(
-            format="dsn", reporting_mta=reporting_mta, recipients=tuple(recipients), **common
+            format="dsn",
+            reporting_mta=reporting_mta,
+            recipients=tuple(recipients),
+            has_report=True,
+            **common,
         )
-
+    # No report, or one without a usable recipient block: flufl.bounce's detectors read the
+    # words (RFC 3464 reports with only X.400 addresses, Exim, qmail, Lotus, GroupWise...).
     temporary, permanent = _flufl_failures(message)
     recipients = []
     for raw, action in [(a, FAILED) for a in sorted(permanent)] + [
         (a, DELAYED) for a in sorted(temporary - permanent)
     ]:
         address = _normalise_address(raw.decode("ascii", errors="replace"))
+        if not _ADDRESS_RE.match(address):
+            continue
         status, diagnostic = _diagnostic_in_text(human, address)
         if not status or (action == FAILED and status.startswith("2")):
             status = "5.0.0" if action == FAILED else "4.0.0"
         recipients.append(
             RecipientReport(address=address, action=action, status=status, diagnostic=diagnostic)
         )
-    reporting_mta = ""
-    if recipients:
+    if recipients and not reporting_mta:
         # A non-standard bounce names no Reporting-MTA: the daemon's domain is the best word.
         reporting_mta = sender.partition("@")[2]
     return BounceReport(
         format="non-standard" if recipients else "",
         reporting_mta=reporting_mta,
         recipients=tuple(recipients),
+        has_report=has_report,
         **common,
     )
+
+
+def bounce_like(message: Message, *, null_sender: bool = False) -> bool:
+    """Does this look like a bounce or a feedback report, whoever it was sent to?
+
+    A null reverse-path (RFC 5321 §4.5.5), a report (RFC 6522, any ``report-type``), a
+    ``MAILER-DAEMON``/``postmaster`` sender, or a format flufl.bounce recognises.
+    """
+    if null_sender or message.get_content_type() == "multipart/report":
+        return True
+    sender = _normalise_address(str(message.get("From", "")))
+    if sender.split("@")[0] in ("mailer-daemon", "postmaster"):
+        return True
+    for ctype in ("message/delivery-status", "message/feedback-report"):
+        if next(find_parts(message, ctype), None) is not None:
+            return True
+    temporary, permanent = _flufl_failures(message)
+    return bool(temporary or permanent)

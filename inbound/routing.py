@@ -29,6 +29,11 @@ class RcptKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"  # the List-Unsubscribe mailto (``inbound.unsubscribe``)
     POSTMASTER = "postmaster"  # RFC 5321 §4.5.1: every domain takes mail for postmaster@
     REPLY = "reply"  # a signed per-recipient reply address (``chatter.reply_address``)
+    FEEDBACK = "feedback"  # abuse@ / fbl@: feedback-loop reports (RFC 5965) and bounces
+
+
+# Where mailbox providers' feedback loops report (RFC 2142 §2 abuse@; fbl@ by convention).
+FEEDBACK_LOCALS = ("abuse", "fbl")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ def rcpt_decide(
         return RcptDecision("250 2.1.5 OK", RcptKind.CATCHALL)
     if local == domain.bounce_local.lower() or verp_valid:
         return RcptDecision("250 2.1.5 OK", RcptKind.BOUNCE)
+    if local in FEEDBACK_LOCALS:
+        return RcptDecision("250 2.1.5 OK", RcptKind.FEEDBACK)
     return RcptDecision(f"550 5.1.1 <{address}>: mailbox unavailable")
 
 
@@ -128,6 +135,8 @@ class MailFacts:
     is_dsn: bool  # multipart/report; report-type=delivery-status
     # The From: is one of our internal users or an address at one of our alias domains.
     claims_ours: bool = False
+    # Any other bounce or feedback report (``inbound.dsn.bounce_like``); read for the catchall.
+    bounce_like: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,17 @@ def route_recipient(
             "reply address of a deleted message",
         )
     alias = rcpt.alias
+    if rcpt.kind == RcptKind.FEEDBACK:
+        if mail.bounce_like:
+            return RoutingDecision(Decision.BOUNCE, ACCEPT, "report, handed to bounce processing")
+        return _refuse(
+            f"550 5.7.1 <{rcpt.address}>: this address only takes feedback reports "
+            "(RFC 5965) and bounces; write to one of our aliases instead",
+            "not a report",
+        )
+    if rcpt.kind == RcptKind.CATCHALL and mail.bounce_like:
+        # Bounces to the catchall (MTAs that answer the From or Reply-To) are read too.
+        return RoutingDecision(Decision.BOUNCE, ACCEPT, "bounce-like, handed to bounce processing")
     if rcpt.kind == RcptKind.CATCHALL or alias is None:
         return _refuse(
             f"550 5.1.1 <{rcpt.address}>: mailbox unavailable; this address only takes "

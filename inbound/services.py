@@ -41,6 +41,7 @@ from outbox.models import OutgoingMail
 from outbox.verp import parse_bounce_address
 
 from . import bounces, unsubscribe
+from .dsn import bounce_like
 from .models import POSTING_DECISIONS, Alias, AliasDomain, ContactSecurity, Decision, InboundMail
 from .parsing import HeaderFacts, body_parse, header_facts, message_object, normalize_address
 from .routing import (
@@ -342,22 +343,39 @@ class _Lookups:
             self._created[sender] = self._created.get(sender, 0) + 1
 
 
+def _catchall_bounce_like(delivery: Delivery, facts: HeaderFacts, *, is_reply: bool) -> bool:
+    """Is mail to the catchall or abuse@ that is not a reply a bounce or report?
+
+    The message is read whole only when it matters (not for aliases, replies or DSNs).
+    """
+    to_catchall = any(
+        r.kind in (None, RcptKind.CATCHALL, RcptKind.FEEDBACK) for r in delivery.rcpts.values()
+    )
+    if not to_catchall or facts.is_dsn or is_reply:
+        return False
+    if facts.from_mailer_daemon:
+        return True
+    null_sender = delivery.mail_from.strip() in ("", "<>")
+    return bounce_like(message_object(delivery.raw), null_sender=null_sender)
+
+
 def _route_delivery(
     delivery: Delivery, facts: HeaderFacts, lookups: _Lookups
 ) -> tuple[list[InboundMail], list[RoutingDecision]]:
     """The decision and the row to store for every recipient of one message."""
     sender = facts.from_email or normalize_address(delivery.mail_from)
+    already_posted = facts.message_id in lookups.posted
+    answered_by_ids: _Answered | None = None
+    if not (already_posted or facts.is_dsn) and (facts.in_reply_to or facts.references):
+        answered_by_ids = _reply_target(facts)
     mail = MailFacts(
         message_id=facts.message_id,
         sender=sender,
         automatic=facts.automatic or _own_message_id(facts.message_id),
         is_dsn=facts.is_dsn,
         claims_ours=bool(sender) and lookups.claims_ours(sender),
+        bounce_like=_catchall_bounce_like(delivery, facts, is_reply=answered_by_ids is not None),
     )
-    already_posted = facts.message_id in lookups.posted
-    answered_by_ids: _Answered | None = None
-    if not (already_posted or mail.is_dsn) and (facts.in_reply_to or facts.references):
-        answered_by_ids = _reply_target(facts)
     rows: list[InboundMail] = []
     decisions: list[RoutingDecision] = []
     for address, rcpt in delivery.rcpts.items():
@@ -607,6 +625,8 @@ def inbound_process(*, inbound_mail_id: int) -> str:
             outcome = bounces.bounce_process(
                 inbound_mail=row, rcpt=row.rcpt_to, message=message_object(bytes(row.raw))
             )
+            # The bounce decision, for Admin → Inbound mails.
+            row.reason = f"{row.reason}; {outcome}"[:2000] if row.reason else outcome[:2000]
         elif row.decision == Decision.UNSUBSCRIBE:
             outcome = _unsubscribe_apply(row)
         elif row.decision in (Decision.REPLY, Decision.ALIAS_NEW, Decision.ALIAS_POST):
@@ -620,6 +640,7 @@ def inbound_process(*, inbound_mail_id: int) -> str:
             update_fields=[
                 "processed_at",
                 "error",
+                "reason",
                 "chatter_message",
                 "record_type",
                 "record_id",

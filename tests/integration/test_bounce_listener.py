@@ -110,7 +110,7 @@ def test_postfix_dsn_to_the_verp_address_turns_exactly_that_notification_bounce(
     assert stored.processed_at is not None
     bob.contact.refresh_from_db()
     assert bob.contact.bounce_count == 1
-    assert any("event=bounce.recorded" in line for line in bounce_log)
+    assert any("event=bounce.applied" in line for line in bounce_log)
     # A bounce is not a post, and nothing answers it (RFC 3834 §2).
     assert ChatterMessage.objects.count() == messages_before
     assert len(relay.handler.received) == 2
@@ -121,8 +121,11 @@ def test_postfix_dsn_to_the_verp_address_turns_exactly_that_notification_bounce(
 def test_real_format_bounces_to_the_plain_bounce_address(delivered, inbound_listener, sample):
     message, notifications, envelopes = delivered
     listener = inbound_listener()
-    _, message_id = envelopes["alice@customer.test"]
-    raw = bounces.SAMPLES[sample](message_id=message_id, recipient="alice@customer.test")
+    # The bounce returns Alice's copy's headers, her VERP Return-Path among them.
+    sender, message_id = envelopes["alice@customer.test"]
+    raw = bounces.SAMPLES[sample](
+        message_id=message_id, recipient="alice@customer.test", sender=sender
+    )
 
     assert dsn_back(listener, raw, "bounce@mailhub.test") == {}
 
@@ -136,8 +139,10 @@ def test_real_format_bounces_to_the_plain_bounce_address(delivered, inbound_list
 def test_a_dsn_recognised_by_its_form_at_the_catchall(delivered, inbound_listener):
     message, notifications, envelopes = delivered
     listener = inbound_listener()
-    _, message_id = envelopes["bob@customer.test"]
-    raw = bounces.exchange_online_ndr(message_id=message_id, recipient="bob@customer.test")
+    sender, message_id = envelopes["bob@customer.test"]
+    raw = bounces.exchange_online_ndr(
+        message_id=message_id, recipient="bob@customer.test", sender=sender
+    )
 
     assert dsn_back(listener, raw, "catchall@mailhub.test") == {}
 
@@ -241,3 +246,66 @@ def test_the_dashboard_shows_the_bounce_rate(delivered, inbound_listener, client
     client.force_login(staff_user)
     page = client.get("/ops/").content.decode()
     assert "Bounce rate 50.0% (1 of 2 sent, 30 days)" in page
+
+
+def test_a_verp_address_with_a_forged_signature_is_refused_at_rcpt(delivered, inbound_listener):
+    import smtplib
+
+    message, notifications, envelopes = delivered
+    listener = inbound_listener()
+    sender, message_id = envelopes["bob@customer.test"]
+    forged = sender.replace(sender.split(".")[1].split("@")[0], "0" * 20)
+    raw = bounces.postfix_dsn(message_id=message_id, recipient="bob@customer.test", sender=forged)
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        with smtp_client(listener.port) as client:
+            client.sendmail("<>", [forged], raw)
+
+    [(code, _)] = refused.value.recipients.values()
+    assert code == 550
+    bob = Notification.objects.get(pk=notifications["bob@customer.test"].pk)
+    assert bob.status == NotificationStatus.SENT
+    assert not InboundMail.objects.filter(decision=Decision.BOUNCE).exists()
+
+
+@pytest.mark.parametrize(
+    "sample",
+    ["groupwise", "sendgrid-no-report-type", "dsn-in-multipart-mixed", "yahoo", "x400-only"],
+)
+def test_bounce_like_mail_to_the_catchall_is_read_whatever_its_envelope(
+    delivered, inbound_listener, sample
+):
+    from tests.support.bounce_samples import SAMPLES
+
+    message, notifications, envelopes = delivered
+    listener = inbound_listener()
+    sender, message_id = envelopes["alice@customer.test"]
+    build = next(s.build for s in SAMPLES if s.name == sample)
+    raw = build(message_id=message_id, recipient="alice@customer.test", sender=sender)
+
+    with smtp_client(listener.port) as client:
+        assert client.sendmail("forwarder@relay.test", ["catchall@mailhub.test"], raw) == {}
+    all_processed()
+
+    alice = Notification.objects.get(pk=notifications["alice@customer.test"].pk)
+    assert alice.status == NotificationStatus.BOUNCE
+    stored = InboundMail.objects.get(rcpt_to="catchall@mailhub.test")
+    assert stored.decision == Decision.BOUNCE
+    # Admin → Inbound mails shows the decision taken.
+    assert f"bounce.applied: n{alice.pk} alice@customer.test" in stored.reason
+
+
+def test_ordinary_mail_to_the_catchall_is_still_refused(mail_domain, inbound_listener):
+    import smtplib
+
+    listener = inbound_listener()
+    mail = build_mail(
+        sender="Carla <carla@customer.test>",
+        to="catchall@mailhub.test",
+        subject="Hello",
+        body="Not a reply, not a bounce.",
+        message_id="<hello-1@customer.test>",
+    )
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(listener.port, mail, mail_from="carla@customer.test", to=["catchall@mailhub.test"])
+    assert refused.value.smtp_code == 550

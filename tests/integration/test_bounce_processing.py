@@ -87,7 +87,7 @@ def test_verp_bounce_marks_exactly_that_notification_with_the_diagnostic(
 
     bob.refresh_from_db()
     alice.refresh_from_db()
-    assert outcome.startswith("bounce:")
+    assert outcome.startswith("bounce.applied:")
     assert bob.status == NotificationStatus.BOUNCE
     assert bob.failure_type == FailureType.BOUNCE
     assert "Status: 5.1.1 (permanent failure: bad destination mailbox address)" in (
@@ -104,7 +104,7 @@ def test_verp_bounce_marks_exactly_that_notification_with_the_diagnostic(
     assert bob.contact.bounce_count == 1
     assert bob.contact.last_bounce_at is not None
     assert bob.contact.is_bouncing
-    assert any("event=bounce.recorded" in line and "status=5.1.1" in line for line in bounce_log)
+    assert any("event=bounce.applied" in line and "status=5.1.1" in line for line in bounce_log)
 
 
 def test_verp_wins_over_what_the_bounce_says(posted):
@@ -136,13 +136,16 @@ def test_verp_wins_over_what_the_bounce_says(posted):
 def test_plain_bounce_address_matches_by_original_message_id_and_recipient(posted, sample, words):
     message, bob, alice = posted
     build = bounces.SAMPLES[sample]
-    raw = build(message_id=mail_id_of(alice), recipient="alice@customer.test")
+    # The returned headers carry Alice's own Return-Path: the proof only her copy had.
+    raw = build(
+        message_id=mail_id_of(alice), recipient="alice@customer.test", sender=verp_for(alice)
+    )
 
     outcome = bounce_process(inbound_mail=None, rcpt="bounce@mailhub.test", message=raw)
 
     alice.refresh_from_db()
     bob.refresh_from_db()
-    assert outcome.startswith("bounce:"), outcome
+    assert outcome.startswith("bounce.applied:"), outcome
     assert alice.status == NotificationStatus.BOUNCE
     assert words in alice.failure_reason
     assert bob.status == NotificationStatus.SENT
@@ -157,10 +160,12 @@ def test_bounce_of_auto_deleted_mail_is_found_through_the_chatter_message(posted
 
     for notification in (bob, alice):
         raw = bounces.postfix_dsn(
-            message_id=message.message_id, recipient=notification.contact.email
+            message_id=message.message_id,
+            recipient=notification.contact.email,
+            sender=verp_for(notification),
         )
         outcome = bounce_process(inbound_mail=None, rcpt="catchall@mailhub.test", message=raw)
-        assert outcome.startswith("bounce:"), outcome
+        assert outcome.startswith("bounce.applied:"), outcome
 
     for notification in (bob, alice):
         notification.refresh_from_db()
@@ -178,7 +183,9 @@ def test_bounce_of_a_resent_notification_is_found_through_its_in_reply_to(posted
     Notification.objects.filter(pk=bob.pk).update(status=NotificationStatus.SENT)
     new_id = resent.message_id
     OutgoingMail.objects.filter(pk=resent.pk).delete()  # auto-deleted once sent
-    raw = bounces.postfix_dsn(message_id=new_id, recipient="bob@customer.test").replace(
+    raw = bounces.postfix_dsn(
+        message_id=new_id, recipient="bob@customer.test", sender=verp_for(bob)
+    ).replace(
         f"Message-ID: {new_id}\r\n".encode(),
         f"Message-ID: {new_id}\r\nIn-Reply-To: {message.message_id}\r\n".encode(),
     )
@@ -187,7 +194,7 @@ def test_bounce_of_a_resent_notification_is_found_through_its_in_reply_to(posted
 
     bob.refresh_from_db()
     alice.refresh_from_db()
-    assert outcome.startswith("bounce:"), outcome
+    assert outcome.startswith("bounce.applied:"), outcome
     assert bob.status == NotificationStatus.BOUNCE
     assert alice.status == NotificationStatus.SENT
 
@@ -200,7 +207,7 @@ def test_delayed_warning_changes_nothing(posted, bounce_log):
 
     for rcpt in (verp_for(bob), "bounce@mailhub.test"):
         outcome = bounce_process(inbound_mail=None, rcpt=rcpt, message=raw)
-        assert outcome.startswith("delayed:")
+        assert outcome.startswith("bounce.delayed:")
 
     bob.refresh_from_db()
     bob.contact.refresh_from_db()
@@ -216,8 +223,8 @@ def test_unknown_token_is_logged_not_an_error(posted, bounce_log):
     outcome = bounce_process(inbound_mail=None, rcpt=ghost, message=raw)
     plain = bounce_process(inbound_mail=None, rcpt="bounce@mailhub.test", message=raw)
 
-    assert outcome.startswith("unmatched:")
-    assert plain.startswith("unmatched:")
+    assert outcome.startswith("bounce.unmatched:")
+    assert plain.startswith("bounce.unmatched:")
     assert not Notification.objects.filter(status=NotificationStatus.BOUNCE).exists()
     unmatched = [line for line in bounce_log if "event=bounce.unmatched" in line]
     assert len(unmatched) == 2
@@ -233,8 +240,11 @@ def test_forged_verp_signature_is_not_trusted(posted):
     outcome = bounce_process(inbound_mail=None, rcpt=forged, message=raw)
 
     alice.refresh_from_db()
-    assert outcome.startswith("unmatched:")
+    alice.contact.refresh_from_db()
+    # Read like a bounce to bounce@: it names Alice but proves nothing.
+    assert outcome.startswith("bounce.unverified:")
     assert alice.status == NotificationStatus.SENT
+    assert alice.contact.bounce_count == 0
 
 
 def test_the_same_bounce_twice_counts_once(posted, bounce_log):
@@ -245,7 +255,7 @@ def test_the_same_bounce_twice_counts_once(posted, bounce_log):
     again = bounce_process(inbound_mail=None, rcpt=verp_for(bob), message=raw)
 
     bob.contact.refresh_from_db()
-    assert again.startswith("already bounced")
+    assert again.startswith("bounce.duplicate:")
     assert bob.contact.bounce_count == 1
     assert BounceEvent.objects.filter(contact=bob.contact).count() == 1
 
@@ -275,7 +285,7 @@ def test_vacation_reply_to_the_return_path_is_not_a_bounce(posted):
     outcome = bounce_process(inbound_mail=None, rcpt=verp_for(bob), message=raw)
 
     bob.refresh_from_db()
-    assert outcome.startswith("ignored:")
+    assert outcome.startswith("bounce.ignored:")
     assert bob.status == NotificationStatus.SENT
 
 
@@ -293,7 +303,11 @@ def test_unreadable_bounces_are_logged_not_errors(posted, bounce_log, raw):
     message, bob, alice = posted
     for rcpt in ("bounce@mailhub.test", verp_for(bob)):
         outcome = bounce_process(inbound_mail=None, rcpt=rcpt, message=raw)
-        assert outcome.split(":")[0] in ("ignored", "unmatched", "bounce"), outcome
+        assert outcome.split(":")[0] in (
+            "bounce.ignored",
+            "bounce.unmatched",
+            "bounce.applied",
+        ), outcome
     alice.refresh_from_db()
     assert alice.status == NotificationStatus.SENT
 
@@ -461,7 +475,7 @@ def test_campaign_bounce_counts_on_the_campaign_and_blacklisted_members_are_skip
     with django_capture_on_commit_callbacks(execute=True):
         outcome = bounce_process(inbound_mail=None, rcpt=verp, message=raw)
 
-    assert outcome.startswith(f"bounce: r{trace.outbox_recipient_id}")
+    assert outcome.startswith(f"bounce.applied: r{trace.outbox_recipient_id}")
     stats = campaign_stats(campaign=campaign)
     assert (stats.sent, stats.bounced) == (2, 1)
     assert stats.as_json()["ratios"]["bounced"] == pytest.approx(100 / 3, abs=0.1)
@@ -483,7 +497,7 @@ def test_an_unknown_format_from_a_mailer_daemon_at_the_verp_address_still_maps(p
 
     bob.refresh_from_db()
     bob.contact.refresh_from_db()
-    assert outcome.startswith("bounce:")
+    assert outcome.startswith("bounce.applied:")
     assert bob.status == NotificationStatus.BOUNCE
     assert "Status: 5.0.0 (permanent failure)" in bob.failure_reason
     assert "Your message could not be delivered. Goodbye." in bob.failure_reason

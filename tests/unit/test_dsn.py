@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inbound.dsn import DELAY, HARD, NONE, SOFT, RecipientReport, bounce_parse
+from inbound.dsn import DELAY, HARD, NONE, POLICY, SOFT, RecipientReport, bounce_parse
 from tests.support import bounces
 
 MID = "<Qx7vT3nq0l2mRk9aZc1bW8yH@mailhub.test>"
@@ -125,9 +125,13 @@ def test_an_out_of_office_reply_is_not_a_bounce():
     ("action", "status", "severity"),
     [
         ("failed", "5.1.1", HARD),
-        ("failed", "5.4.4", HARD),
+        ("failed", "5.1.10", HARD),
+        ("failed", "5.2.1", HARD),  # mailbox disabled
+        ("failed", "5.4.4", SOFT),  # unable to route: the network, not the mailbox
+        ("failed", "5.3.4", SOFT),  # too big for the system
         ("failed", "5.2.2", SOFT),  # mailbox full: RFC 3463 calls it transient
-        ("failed", "5.7.1", SOFT),  # refused by policy: says nothing about the address
+        ("failed", "5.7.1", POLICY),  # refused by policy: says nothing about the address
+        ("failed", "5.7.26", POLICY),
         ("failed", "4.4.7", SOFT),  # expired in a queue
         ("delayed", "4.4.1", DELAY),
         ("delivered", "2.0.0", NONE),
