@@ -3,11 +3,8 @@
 Thin adapters: parse, call one service or selector, answer.
 """
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,28 +13,23 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from mailhub.permissions import (
+    CAMPAIGNS_ADD,
+    CAMPAIGNS_CHANGE,
+    CAMPAIGNS_VIEW,
+    LISTS_CHANGE,
+    LISTS_VIEW,
+    page_permission_required,
+)
+
 from . import selectors, services
 from .forms import CampaignForm, ImportForm, MailingListForm, MemberAddForm, ScheduleForm
 from .models import Campaign, MailingList, UnsubscribeMethod
 
-
-def staff_required(view):
-    """Logged in (else the login page), and staff (else 403): marketing is an internal tool."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only internal users manage campaigns.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
 # --- campaigns ------------------------------------------------------------------------------------
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_VIEW)
 @require_GET
 def campaign_index(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
@@ -52,7 +44,7 @@ def campaign_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_ADD)
 @require_http_methods(["GET", "POST"])
 def campaign_new(request: HttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None)
@@ -87,13 +79,13 @@ def _detail(request: HttpRequest, campaign: Campaign, *, form=None, schedule_for
     )
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_VIEW)
 @require_GET
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail(request, get_object_or_404(Campaign, pk=pk))
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_CHANGE)
 @require_POST
 def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
@@ -116,7 +108,7 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(campaign)
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_CHANGE)
 @require_POST
 def campaign_send(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
@@ -131,7 +123,7 @@ def campaign_send(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(campaign)
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_CHANGE)
 @require_POST
 def campaign_schedule(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
@@ -147,7 +139,7 @@ def campaign_schedule(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(campaign)
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_CHANGE)
 @require_POST
 def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
@@ -162,7 +154,7 @@ def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(campaign)
 
 
-@staff_required
+@page_permission_required(CAMPAIGNS_VIEW)
 @require_GET
 @never_cache
 def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
@@ -173,7 +165,7 @@ def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
 # --- mailing lists --------------------------------------------------------------------------------
 
 
-@staff_required
+@page_permission_required(LISTS_VIEW)
 @require_http_methods(["GET", "POST"])
 def list_index(request: HttpRequest) -> HttpResponse:
     form = MailingListForm(request.POST or None)
@@ -203,13 +195,13 @@ def _list_detail(request: HttpRequest, mailing_list: MailingList, status: int = 
     return render(request, "campaigns/list_detail.html", context, status=status)
 
 
-@staff_required
+@page_permission_required(LISTS_VIEW)
 @require_GET
 def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _list_detail(request, get_object_or_404(MailingList, pk=pk))
 
 
-@staff_required
+@page_permission_required(LISTS_CHANGE)
 @require_POST
 def list_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     mailing_list = get_object_or_404(MailingList, pk=pk)
@@ -232,7 +224,7 @@ def list_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(mailing_list)
 
 
-@staff_required
+@page_permission_required(LISTS_CHANGE)
 @require_POST
 def list_member_remove(request: HttpRequest, pk: int, member_id: int) -> HttpResponse:
     mailing_list = get_object_or_404(MailingList, pk=pk)
@@ -241,7 +233,7 @@ def list_member_remove(request: HttpRequest, pk: int, member_id: int) -> HttpRes
     return redirect(mailing_list)
 
 
-@staff_required
+@page_permission_required(LISTS_CHANGE)
 @require_POST
 def list_import(request: HttpRequest, pk: int) -> HttpResponse:
     mailing_list = get_object_or_404(MailingList, pk=pk)

@@ -12,6 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from mailhub.permissions import CONTACTS_CHANGE, CONTACTS_VIEW
+
 from . import suppression
 from .models import Contact
 from .selectors import user_contact_id
@@ -28,8 +30,12 @@ class ReasonForm(forms.Form):
 
 def _contact_or_404(request: HttpRequest, pk: int) -> Contact:
     contact = get_object_or_404(Contact, pk=pk)
-    if not request.user.is_staff and user_contact_id(user=request.user) != contact.pk:
+    if user_contact_id(user=request.user) == contact.pk:
+        return contact  # one's own address is one's own
+    if not request.user.is_staff:
         raise Http404("No such contact")
+    if not request.user.has_perm(CONTACTS_VIEW):
+        raise PermissionDenied("Viewing contacts needs the 'view contact' permission.")
     return contact
 
 
@@ -40,6 +46,8 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         if own is None:
             raise PermissionDenied("Only staff can browse the address book.")
         return redirect("contacts:detail", pk=own)
+    if not request.user.has_perm(CONTACTS_VIEW):
+        raise PermissionDenied("Browsing the address book needs the 'view contact' permission.")
     query = request.GET.get("q", "").strip()
     state = request.GET.get("state", "")
     return render(
@@ -68,7 +76,7 @@ def _render_detail(request, contact, *, unblacklist_form=None, blacklist_form=No
             "spread_days": settings.MAILHUB_BLACKLIST_MIN_SPREAD_DAYS,
             "unblacklist_form": unblacklist_form or ReasonForm(prefix="unblacklist"),
             "blacklist_form": blacklist_form or ReasonForm(prefix="blacklist"),
-            "can_manage": request.user.is_staff,
+            "can_manage": request.user.has_perm(CONTACTS_CHANGE),
         },
         status=status,
     )
@@ -83,8 +91,8 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def contact_unblacklist(request: HttpRequest, pk: int) -> HttpResponse:
     contact = _contact_or_404(request, pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can remove an address from the blacklist.")
+    if not request.user.has_perm(CONTACTS_CHANGE):
+        raise PermissionDenied("Removing an address from the blacklist needs 'change contact'.")
     form = ReasonForm(request.POST, prefix="unblacklist")
     if not form.is_valid():
         return _render_detail(request, contact, unblacklist_form=form, status=400)
@@ -106,8 +114,8 @@ def contact_unblacklist(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def contact_blacklist(request: HttpRequest, pk: int) -> HttpResponse:
     contact = _contact_or_404(request, pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can blacklist an address.")
+    if not request.user.has_perm(CONTACTS_CHANGE):
+        raise PermissionDenied("Blacklisting an address needs the 'change contact' permission.")
     form = ReasonForm(request.POST, prefix="blacklist")
     if not form.is_valid():
         return _render_detail(request, contact, blacklist_form=form, status=400)

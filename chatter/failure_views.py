@@ -42,13 +42,16 @@ def _dialog_context(request: HttpRequest, message: Message, *, errors=None, post
     lines = failures.message_failure_lines(message=message)
     errors = errors or {}
     for line in lines:
-        line.reason_words = failures.failure_reason_words(line)
+        staff = request.user.is_staff
+        words = failures.failure_reason_words(line)
+        line.reason_words = words if staff else failures.addresses_hidden(words)
+        line.reason_shown = failures.reason_for(notification=line, show_addresses=staff)
         line.error = " ".join(errors.get(f"email-{line.pk}", []))
-        if posted is None:
-            line.typed_email, line.resend_on = line.contact.email, True
-        else:
-            line.typed_email = posted.get(f"email-{line.pk}", line.contact.email)
-            line.resend_on = str(line.pk) in posted.getlist("resend")
+        # Customers see who, not the other followers' addresses (staff correct them here).
+        shown = line.contact.email if staff else ""
+        typed = posted is not None and staff
+        line.typed_email = posted.get(f"email-{line.pk}", shown) if typed else shown
+        line.resend_on = posted is None or str(line.pk) in posted.getlist("resend")
     return {
         "message": message,
         "lines": lines,

@@ -13,6 +13,7 @@ outbox (``outbox.services.notifications_resend``), which puts them in ``ready`` 
 mail right after commit.
 """
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -61,6 +62,9 @@ class Envelope:
 
     message_id: int
     recipients: list[Notification] = field(default_factory=list)
+    # Internal users see each recipient's address; a customer who wrote the message sees names
+    # only: the other followers' addresses are not theirs to know.
+    show_addresses: bool = True
 
     @property
     def failures(self) -> list[Notification]:
@@ -97,13 +101,32 @@ class Envelope:
         return "Delivered to the mail server" if self.recipients else ""
 
 
-def envelope_of(*, message: Message) -> Envelope | None:
+# Anything shaped like an address (local@domain, with or without <>) in a relay's answer.
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+def addresses_hidden(text: str) -> str:
+    """``text`` with every email address replaced: what a customer may read of a relay's answer
+    (``550 5.1.1 <bob@x.test>: mailbox unavailable`` names another follower)."""
+    return _ADDRESS.sub("(address hidden)", text)
+
+
+def reason_for(*, notification: Notification, show_addresses: bool) -> str:
+    reason = notification.failure_reason
+    return reason if show_addresses else addresses_hidden(reason)
+
+
+def envelope_of(*, message: Message, show_addresses: bool = True) -> Envelope | None:
     """The envelope of a message whose notifications (with contacts) are prefetched, or None when
     no email notification exists (nothing was emailed: no envelope)."""
     recipients = [n for n in message.notifications.all() if n.kind == NotificationKind.EMAIL]
     if not recipients:
         return None
-    return Envelope(message_id=message.pk, recipients=recipients)
+    for notification in recipients:
+        notification.reason_shown = reason_for(
+            notification=notification, show_addresses=show_addresses
+        )
+    return Envelope(message_id=message.pk, recipients=recipients, show_addresses=show_addresses)
 
 
 def envelopes_attach(*, messages: Iterable[Message], user: AbstractBaseUser) -> None:
@@ -113,9 +136,12 @@ def envelopes_attach(*, messages: Iterable[Message], user: AbstractBaseUser) -> 
     ``chatter.selectors.thread_page`` loads them. Messages the user may not see the failures of
     get None, and show no envelope.
     """
+    show_addresses = bool(user.is_staff)
     for message in messages:
         visible = failures_visible(user=user, message=message)
-        message.envelope = envelope_of(message=message) if visible else None
+        message.envelope = (
+            envelope_of(message=message, show_addresses=show_addresses) if visible else None
+        )
 
 
 def _notifications_prefetch() -> Prefetch:

@@ -1,30 +1,17 @@
 """Operations pages (staff only): dashboard, domain health, support export."""
 
-from functools import wraps
-
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+
+from mailhub.permissions import OPERATIONS, SUPPORT, page_permission_required
 
 from . import charts, selectors, support
 from .dns_checks import DnsClient, default_listener_host, default_relay_host, domain_check
 
 
-def staff_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("Operations pages are for staff.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-@staff_required
+@page_permission_required(OPERATIONS)
 def dashboard(request: HttpRequest) -> HttpResponse:
     per_day = selectors.mail_per_day(days=30)
     used, limit = selectors.quota_today(per_day)
@@ -43,7 +30,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "diagnostics/dashboard.html", context)
 
 
-@staff_required
+@page_permission_required(OPERATIONS)
 def domain_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from inbound.models import AliasDomain
 
@@ -74,20 +61,20 @@ def domain_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnostics/domain.html", context)
 
 
-@staff_required
+@page_permission_required(SUPPORT)
 def support_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")
     results = support.cases_for_message_id(query) if query else []
     return render(request, "diagnostics/support_search.html", {"query": query, "results": results})
 
 
-@staff_required
+@page_permission_required(SUPPORT)
 def support_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     case = support.support_case(kind=kind, pk=pk)
     return render(request, "diagnostics/support_detail.html", {"case": case})
 
 
-@staff_required
+@page_permission_required(SUPPORT)
 def support_eml(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     data, filename = support.case_eml(support.support_case(kind=kind, pk=pk))
     response = HttpResponse(data, content_type="message/rfc822")
@@ -95,7 +82,7 @@ def support_eml(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return response
 
 
-@staff_required
+@page_permission_required(SUPPORT)
 def support_bundle(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     text = support.case_bundle(support.support_case(kind=kind, pk=pk))
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")

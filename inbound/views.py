@@ -1,11 +1,13 @@
 """Pages of inbound mail: the stored source (staff), inline images, and remote images on demand."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from chatter.selectors import user_can_see_message
+from mailhub.permissions import RAW_MAIL
 
 from .models import InboundMail
 from .services import inbound_body
@@ -29,9 +31,11 @@ def _visible_mail(request: HttpRequest, pk: int) -> InboundMail:
 @login_required
 @require_GET
 def raw(request: HttpRequest, pk: int) -> HttpResponse:
-    """The message exactly as received, for support (staff only)."""
+    """The message exactly as received, for support (staff with the permission)."""
     if not request.user.is_staff:
         raise Http404("Only staff can download the source of a mail")
+    if not request.user.has_perm(RAW_MAIL):
+        raise PermissionDenied("Downloading the source of a mail needs 'view inbound mail'.")
     mail = get_object_or_404(InboundMail, pk=pk)
     response = HttpResponse(bytes(mail.raw), content_type="message/rfc822")
     response["Content-Disposition"] = f'attachment; filename="inbound-{mail.pk}.eml"'

@@ -8,6 +8,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from mailhub.devrelay import stored_mails
+from mailhub.permissions import OPERATIONS, page_permission_required
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
@@ -58,14 +61,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503, json_dumps_params={"indent": 1})
 
 
-@login_required
+@page_permission_required(OPERATIONS)
 def devrelay_mailbox(request: HttpRequest) -> HttpResponse:
-    """What the dev relay received (staff only): the newest stored mails."""
-    from django.core.exceptions import PermissionDenied
-
-    from mailhub.devrelay import stored_mails
-
-    if not request.user.is_staff:
-        raise PermissionDenied
+    """What the dev relay received (operations staff): the newest stored mails."""
     mails = stored_mails(settings.VAR_DIR / "devrelay")
     return render(request, "devrelay.html", {"mails": mails})

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.db import connection
 
 from mailhub.devrelay import DevRelayHandler
+from mailhub.permissions import STAFF_PAGE_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,10 +178,30 @@ def celery_worker_process(start_process, transactional_db, settings):
     return start
 
 
+def grant(user, *perms: str):
+    """Give ``user`` the permissions named ``app_label.codename``; returns it fresh from the DB."""
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return type(user).objects.get(pk=user.pk)  # a fresh object: the permission cache is empty
+
+
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
+    """Internal user with every permission the staff pages check (the operations role)."""
+    user = django_user_model.objects.create_user(
         "staff", "staff@mailhub.test", "staff-password", is_staff=True
+    )
+    return grant(user, *STAFF_PAGE_PERMISSIONS)
+
+
+@pytest.fixture
+def bare_staff_user(django_user_model):
+    """Internal user (``is_staff``) without any permission."""
+    return django_user_model.objects.create_user(
+        "bare", "bare@mailhub.test", "bare-password", is_staff=True
     )
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import factory
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from chatter.models import Contact, NotificationPreference
+from mailhub.permissions import STAFF_PAGE_PERMISSIONS
 from records.models import Invoice, Quote, Ticket
 
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
@@ -57,8 +59,19 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class StaffFactory(UserFactory):
+    """An internal user with every permission the staff pages check (``permissions=[]``: none)."""
+
     username = factory.Sequence(lambda n: f"staff{n}")
     is_staff = True
+
+    @factory.post_generation
+    def permissions(self, create, extracted, **kwargs):
+        names = STAFF_PAGE_PERMISSIONS if extracted is None else extracted
+        for name in names:
+            app_label, codename = name.split(".")
+            self.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
