@@ -8,6 +8,7 @@ urlpatterns = [
     path("inbox/<int:notification_id>/read/", views.inbox_mark_read, name="inbox_mark_read"),
     path("inbox/read-all/", views.inbox_mark_all_read, name="inbox_mark_all_read"),
     path("preferences/", views.preferences, name="preferences"),
+    path("profile/", views.profile, name="profile"),
     path("attachments/<int:pk>/", views.attachment, name="attachment"),
     path("contacts/search/", views.contact_search, name="contact_search"),
     path("<int:ct>/<int:pk>/post/", views.message_post, name="post"),

@@ -24,8 +24,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import failures, selectors, services
 from .content import text_to_html
-from .forms import ComposerForm, FollowerAddForm, FollowerSubtypesForm, PreferenceForm
+from .forms import (
+    ComposerForm,
+    FollowerAddForm,
+    FollowerSubtypesForm,
+    PreferenceForm,
+    ProfileForm,
+)
 from .models import Attachment, Follower
+from .user_contacts import user_profile_update
 
 
 def _record_or_404(request: HttpRequest, ct: int, pk: int) -> Model:
@@ -270,4 +277,26 @@ def preferences(request: HttpRequest) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     return render(
         request, "chatter/preferences.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """My Profile: name, email (the contact's address too) and the notification preference."""
+    user = request.user
+    contact = services.contact_for_user(user=user)
+    initial = {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "notification_preference": contact.notification_preference,
+    }
+    form = ProfileForm(request.POST or None, initial=initial, user=user)
+    if request.method == "POST" and form.is_valid():
+        user_profile_update(user=user, **form.cleaned_data)
+        messages.success(request, "Your profile is saved.")
+        return redirect("chatter:profile")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "chatter/profile.html", {"form": form, "contact": contact}, status=status
     )
