@@ -96,7 +96,13 @@ class Envelope:
             return f"{count} recipient{plural} not reached: click to fix or resend"
         if self.pending:
             return "Sending…"
-        return "Delivered to the mail server" if self.recipients else ""
+        sent = sum(n.status == NotificationStatus.SENT for n in self.recipients)
+        canceled = len(self.recipients) - sent
+        if not canceled:
+            return "Delivered to the mail server" if sent else ""
+        if not sent:
+            return "Not sent: cancelled"
+        return f"Delivered to the mail server for {sent}; {canceled} cancelled (not sent)"
 
 
 def envelope_of(*, message: Message) -> Envelope | None:
