@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
@@ -211,16 +211,27 @@ class OutgoingMailAdmin(admin.ModelAdmin):
         from diagnostics.support import mail_eml
 
         mail = get_object_or_404(OutgoingMail, pk=pk)
-        response = HttpResponse(mail_eml(mail), content_type="message/rfc822")
-        response["Content-Disposition"] = f'attachment; filename="mail-{mail.pk}.eml"'
+        recipient = None
+        if request.GET.get("recipient", "").isdigit():
+            recipient = get_object_or_404(mail.recipients, pk=int(request.GET["recipient"]))
+        response = HttpResponse(mail_eml(mail, recipient), content_type="message/rfc822")
+        suffix = f"-{recipient.pk}" if recipient else ""
+        response["Content-Disposition"] = f'attachment; filename="mail-{mail.pk}{suffix}.eml"'
         return response
 
     @admin.display(description="Raw message")
     def raw_eml(self, obj: OutgoingMail) -> str:
+        """One .eml per recipient: each copy left with its own To and Return-Path."""
         if obj.pk is None:
             return ""
         url = reverse("admin:outbox_outgoingmail_eml", args=[obj.pk])
-        return format_html('<a href="{}">Download .eml</a>', url)
+        rows = list(obj.recipients.order_by("id").values_list("pk", "address")[:20])
+        if len(rows) <= 1:
+            return format_html('<a href="{}">Download .eml</a>', url)
+        links = format_html_join(
+            ", ", '<a href="{}?recipient={}">{}</a>', ((url, pk, addr) for pk, addr in rows)
+        )
+        return format_html("Download .eml as sent to {}", links)
 
     @admin.action(description="Retry")
     def action_retry(self, request, queryset) -> None:

@@ -120,3 +120,27 @@ def test_email_detail_has_human_labels_and_action_buttons(relay, outbox_settings
     assert any("1 mail(s) cancelled." == t for t in _texts(response))
     mail.refresh_from_db()
     assert mail.state == MailState.CANCEL
+
+
+def test_eml_export_is_the_bytes_that_left_per_recipient(relay, outbox_settings, admin_client):
+    from outbox.models import MailRecipient
+
+    post_to("anna@customer.test", "nobody@reject.test")
+    mails_send()
+    mail = OutgoingMail.objects.get()
+    anna = MailRecipient.objects.get(mail=mail, address="anna@customer.test")
+    url = f"/admin/outbox/outgoingmail/{mail.pk}/eml/"
+
+    # Default: the copy of the recipient that failed, with its own To and Return-Path.
+    failed = admin_client.get(url).content
+    assert b"\r\nTo: nobody@reject.test\r\n" in failed
+    assert failed.startswith(b"Return-Path: <bounce+n")
+
+    # Anna's copy is byte for byte what the relay received (the relay adds nothing).
+    (received,) = relay.handler.received
+    sent = admin_client.get(url, {"recipient": anna.pk}).content
+    assert sent.replace(b"\r\n", b"\n") == received.data.replace(b"\r\n", b"\n")
+    assert b"To: anna@customer.test" in sent
+
+    detail = admin_client.get(f"/admin/outbox/outgoingmail/{mail.pk}/change/").content.decode()
+    assert f"{url}?recipient={anna.pk}" in detail
