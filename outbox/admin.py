@@ -6,6 +6,7 @@ from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
@@ -17,6 +18,14 @@ from . import selectors, services, states
 from .models import MailAttempt, MailRecipient, MailServer, OutgoingMail
 from .relay import RelayConnectionError, connection_test, server_config
 from .schedule import queue_interval_check
+
+
+def _short(text: str, limit: int) -> str:
+    """At most ``limit`` characters on the list; the whole text as its tooltip."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: limit - 1])
+
 
 # Send Now sends in the request to say what happened to each mail; longer, the worker goes on.
 SEND_NOW_BUDGET_SECONDS = 20
@@ -64,16 +73,20 @@ class MailAttemptInline(admin.TabularInline):
 
 @admin.register(OutgoingMail)
 class OutgoingMailAdmin(admin.ModelAdmin):
+    # Short columns so the list fits 1280 px next to the admin's sidebars; the detail has it all.
     list_display = (
         "id",
-        "subject",
+        "subject_short",
         "recipient_list",
         "state",
-        "next_attempt_at",
-        "attempts",
+        "attempts_next",
         "last_error",
-        "created_at",
+        "created_short",
     )
+    list_display_links = ("id", "subject_short")
+
+    class Media:
+        css = {"all": ["outbox/emails-admin.css"]}
     list_filter = ("state", FailureTypeFilter, "urgent", "system")
     change_form_template = "admin/outbox/outgoingmail/change_form.html"
     search_fields = ("subject", "message_id", "recipients__address")
@@ -166,9 +179,23 @@ class OutgoingMailAdmin(admin.ModelAdmin):
     @admin.display(description="Last error")
     def last_error(self, obj: OutgoingMail) -> str:
         lines = [line for line in obj.failure_reason.splitlines() if line]
-        if lines:
-            return " ".join(lines[1:3] or lines[:1])[:120]
-        return getattr(self, "_last_errors", {}).get(obj.pk, "")[:120]
+        words = " ".join(lines[1:3] or lines[:1]) if lines else ""
+        words = words or getattr(self, "_last_errors", {}).get(obj.pk, "")
+        return _short(words, 60)
+
+    @admin.display(description="Subject", ordering="subject")
+    def subject_short(self, obj: OutgoingMail) -> str:
+        return _short(obj.subject or "(no subject)", 40)
+
+    @admin.display(description="Attempts", ordering="attempts")
+    def attempts_next(self, obj: OutgoingMail) -> str:
+        if obj.next_attempt_at and obj.state == "outgoing":
+            return f"{obj.attempts}, next {timezone.localtime(obj.next_attempt_at):%m-%d %H:%M}"
+        return str(obj.attempts)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created_short(self, obj: OutgoingMail) -> str:
+        return f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M}"
 
     @admin.display(description="Failure type")
     def failure_type_words(self, obj: OutgoingMail) -> str:
