@@ -87,6 +87,7 @@ class OutgoingMailAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["outbox/emails-admin.css"]}
+
     list_filter = ("state", FailureTypeFilter, "urgent", "system")
     change_form_template = "admin/outbox/outgoingmail/change_form.html"
     search_fields = ("subject", "message_id", "recipients__address")
