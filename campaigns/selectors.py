@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
+from outbox.models import MailRecipient
+
 from .models import (
     QUEUED_STATES,
     WAITING_STATUSES,
@@ -87,17 +89,33 @@ def _waiting_status(campaign: Campaign) -> str:
     return status
 
 
-def campaign_problems(*, campaign: Campaign, limit: int = 100) -> QuerySet[CampaignRecipient]:
-    """Recipients who did not get the mail (failed, bounced, skipped, cancelled), newest first."""
-    return CampaignRecipient.objects.filter(
-        campaign=campaign,
-        status__in=[
-            TraceStatus.FAILED,
-            TraceStatus.BOUNCED,
-            TraceStatus.SKIPPED,
-            TraceStatus.CANCELED,
-        ],
-    ).order_by("-updated_at", "-pk")[:limit]
+def campaign_problems(*, campaign: Campaign, limit: int = 100) -> list[CampaignRecipient]:
+    """Recipients who did not get the mail (failed, bounced, skipped, cancelled), newest first.
+
+    Each carries ``server_words``: what the mail server answered for it (``550 5.1.1 …``), read
+    from the outbox's recipient rows in one query; empty when the mail never reached a server.
+    """
+    problems = list(
+        CampaignRecipient.objects.filter(
+            campaign=campaign,
+            status__in=[
+                TraceStatus.FAILED,
+                TraceStatus.BOUNCED,
+                TraceStatus.SKIPPED,
+                TraceStatus.CANCELED,
+            ],
+        ).order_by("-updated_at", "-pk")[:limit]
+    )
+    ids = [p.outbox_recipient_id for p in problems if p.outbox_recipient_id]
+    said = {
+        pk: f"{code} {response}".strip() if code else response
+        for pk, code, response in MailRecipient.objects.filter(pk__in=ids).values_list(
+            "pk", "code", "response"
+        )
+    }
+    for problem in problems:
+        problem.server_words = said.get(problem.outbox_recipient_id, "")
+    return problems
 
 
 def campaigns_all() -> QuerySet[Campaign]:

@@ -1,6 +1,11 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 
 from .models import Attachment, Contact, Follower, Message, Notification, Subtype
+from .user_contacts import conflict_message, user_email_conflict
 
 
 @admin.register(Contact)
@@ -67,3 +72,22 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ("contact__email", "message__message_id")
     raw_id_fields = ("message", "contact", "mail")
     list_select_related = ("message", "contact")
+
+
+class UserContactChangeForm(UserChangeForm):
+    """Admin → Users: an address another contact already has is a form error, not a crash."""
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data.get("email", "")
+        other = user_email_conflict(user=self.instance, email=email)
+        if other is not None:
+            raise ValidationError(conflict_message(email=email, other=other))
+        return email
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MailHubUserAdmin(UserAdmin):
+    form = UserContactChangeForm

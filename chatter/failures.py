@@ -23,6 +23,8 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models import Prefetch, prefetch_related_objects
 
+from outbox.services import mails_close_ignored, notifications_resend
+
 from .models import (
     FAILURE_STATUSES,
     Contact,
@@ -98,7 +100,13 @@ class Envelope:
             return f"{count} recipient{plural} not reached: click to fix or resend"
         if self.pending:
             return "Sending…"
-        return "Delivered to the mail server" if self.recipients else ""
+        sent = sum(n.status == NotificationStatus.SENT for n in self.recipients)
+        canceled = len(self.recipients) - sent
+        if not canceled:
+            return "Delivered to the mail server" if sent else ""
+        if not sent:
+            return "Not sent: cancelled"
+        return f"Delivered to the mail server for {sent}; {canceled} cancelled (not sent)"
 
 
 # Anything shaped like an address (local@domain, with or without <>) in a relay's answer.
@@ -272,35 +280,43 @@ def failure_groups(*, user: AbstractBaseUser) -> list[FailureGroup]:
 
 
 def _cancel(*, notification_ids: Iterable[int]) -> int:
-    """Guarded update: only notifications still failing become ``canceled``; returns how many."""
-    ids = list(notification_ids)
+    """Guarded update: only notifications still failing become ``canceled``; returns how many.
+
+    A failed mail whose failures are all ignored now leaves the outbox's failure views (it keeps
+    its history); Retry in the queue will not resend the ignored recipients.
+    """
+    ids = list(
+        Notification.objects.filter(
+            pk__in=list(notification_ids), kind=NotificationKind.EMAIL, status__in=FAILURE_STATUSES
+        ).values_list("pk", flat=True)
+    )
     if not ids:
         return 0
-    return Notification.objects.filter(
-        pk__in=ids, kind=NotificationKind.EMAIL, status__in=FAILURE_STATUSES
-    ).update(status=NotificationStatus.CANCELED)
+    count = Notification.objects.filter(pk__in=ids, status__in=FAILURE_STATUSES).update(
+        status=NotificationStatus.CANCELED
+    )
+    mails_close_ignored(notification_ids=ids)
+    return count
 
 
+@transaction.atomic
 def message_failures_ignore(*, message: Message) -> int:
     """ "Ignore all": every failed email notification of the message becomes ``canceled``.
 
     Nothing is sent; the envelope turns white. Returns how many notifications changed.
     """
-    return Notification.objects.filter(
-        message=message, kind=NotificationKind.EMAIL, status__in=FAILURE_STATUSES
-    ).update(status=NotificationStatus.CANCELED)
+    return _cancel(
+        notification_ids=Notification.objects.filter(message=message).values_list("pk", flat=True)
+    )
 
 
+@transaction.atomic
 def record_failures_ignore(*, user: AbstractBaseUser, content_type_id: int, object_id: int) -> int:
     """ "Ignore all" of one group of the failures page: the failures the user sees on a record."""
     ids = _failed_notifications(user=user).filter(
         message__content_type_id=content_type_id, message__object_id=object_id
     )
-    return (
-        Notification.objects.filter(pk__in=list(ids.values_list("pk", flat=True)))
-        .filter(status__in=FAILURE_STATUSES)
-        .update(status=NotificationStatus.CANCELED)
-    )
+    return _cancel(notification_ids=ids.values_list("pk", flat=True))
 
 
 @dataclass(frozen=True)
@@ -384,7 +400,5 @@ def message_failures_resend(
     fixed = _addresses_fix(lines=resend, addresses=addresses or {})
     canceled = _cancel(notification_ids=cancel)
     if resend:
-        from outbox.services import notifications_resend
-
         notifications_resend(notifications=resend)
     return ResendResult(resent=len(resend), canceled=canceled, addresses_fixed=fixed)

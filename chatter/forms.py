@@ -4,8 +4,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from diagnostics.placeholders import is_placeholder_address
+
 from .models import Contact, NotificationPreference, Subtype, normalize_email
 from .selectors import contact_search
+from .user_contacts import conflict_message, user_email_conflict
 
 # One file per field is plenty for a chatter; bigger files belong in a document store.
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
@@ -224,3 +227,56 @@ class PreferenceForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["notification_preference"].choices = NotificationPreference.choices
+
+
+class ProfileForm(forms.Form):
+    """My Profile: the user's name, email (their contact's address) and notification choice."""
+
+    first_name = forms.CharField(
+        max_length=150, required=False, label="First name", validators=[single_line]
+    )
+    last_name = forms.CharField(
+        max_length=150, required=False, label="Last name", validators=[single_line]
+    )
+    email = forms.CharField(
+        max_length=254,
+        label="Email",
+        help_text="Your messages are sent from and notifications go to this address.",
+    )
+    notification_preference = forms.ChoiceField(
+        choices=NotificationPreference.choices,
+        widget=forms.RadioSelect,
+        label="Notifications",
+        help_text=PreferenceForm.Meta.help_texts["notification_preference"],
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data.get("email") or "")
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationError(
+                f"“{email}” is not an email address; type it as name@yourcompany.com."
+            ) from None
+        if is_placeholder_address(email):
+            raise ValidationError(
+                f"{email} is a placeholder address that other mail servers refuse or cannot "
+                "reach: use your real mailbox."
+            )
+        other = user_email_conflict(user=self.user, email=email)
+        if other is not None:
+            raise ValidationError(conflict_message(email=email, other=other))
+        return email
+
+    def clean_notification_preference(self) -> str:
+        preference = self.cleaned_data["notification_preference"]
+        if preference == NotificationPreference.INBOX and not self.user.is_staff:
+            raise ValidationError(
+                "Only internal users can handle notifications in MailHub; customers receive "
+                "them by email."
+            )
+        return preference

@@ -232,6 +232,10 @@ class Notification(models.Model):
             models.Index(fields=["contact", "kind", "is_read"]),
         ]
 
+    def __str__(self) -> str:
+        # The admin shows it (Emails → recipients): who, how, and where it stands.
+        return f"{self.get_kind_display()} to {self.contact}: {self.get_status_display()}"
+
     @property
     def is_failure(self) -> bool:
         return self.status in FAILURE_STATUSES

@@ -18,14 +18,22 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from . import failures, selectors, services
+from . import failures, live, selectors, services
 from .content import text_to_html
-from .forms import ComposerForm, FollowerAddForm, FollowerSubtypesForm, PreferenceForm
+from .forms import (
+    ComposerForm,
+    FollowerAddForm,
+    FollowerSubtypesForm,
+    PreferenceForm,
+    ProfileForm,
+)
 from .models import Attachment, Follower
+from .user_contacts import user_profile_update
 
 
 def _record_or_404(request: HttpRequest, ct: int, pk: int) -> Model:
@@ -105,6 +113,49 @@ def message_post(request: HttpRequest, ct: int, pk: int) -> HttpResponse:
             attachments=form.cleaned_data["attachments"],
         )
     return _back_to(record, f"message-{message.pk}")
+
+
+def _ids(raw: str) -> list[int]:
+    return [int(part) for part in raw.split(",") if part.strip().isdigit()][
+        : failures.ENVELOPES_MAX
+    ]
+
+
+@login_required
+@require_GET
+def thread_live(request: HttpRequest, ct: int, pk: int) -> JsonResponse:
+    """The open record page's live update: new messages, changed envelopes, the counters.
+
+    ``?after=<newest message id on the page>`` (absent on older thread pages: no new messages
+    there) and ``?ids=<ids of the messages with an envelope>``. Rendered without the request:
+    the top bar's context processors would cost queries per message.
+    """
+    record = _record_or_404(request, ct, pk)
+    after = request.GET.get("after", "")
+    updates = live.thread_updates(
+        user=request.user,
+        record=record,
+        after_id=int(after) if after.isdigit() else None,
+        envelope_ids=_ids(request.GET.get("ids", "")),
+    )
+    user = request.user
+    return JsonResponse(
+        {
+            "messages": [
+                {
+                    "id": m.pk,
+                    "html": render_to_string("chatter/_message.html", {"message": m, "user": user}),
+                }
+                for m in updates.messages
+            ],
+            "envelopes": {
+                str(m.pk): render_to_string("chatter/_envelope.html", {"message": m})
+                for m in updates.envelopes
+            },
+            "failure_count": updates.counters["failure_count"],
+            "inbox_unread": updates.counters["inbox_unread"],
+        }
+    )
 
 
 @login_required
@@ -270,4 +321,26 @@ def preferences(request: HttpRequest) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     return render(
         request, "chatter/preferences.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """My Profile: name, email (the contact's address too) and the notification preference."""
+    user = request.user
+    contact = services.contact_for_user(user=user)
+    initial = {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "notification_preference": contact.notification_preference,
+    }
+    form = ProfileForm(request.POST or None, initial=initial, user=user)
+    if request.method == "POST" and form.is_valid():
+        user_profile_update(user=user, **form.cleaned_data)
+        messages.success(request, "Your profile is saved.")
+        return redirect("chatter:profile")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "chatter/profile.html", {"form": form, "contact": contact}, status=status
     )

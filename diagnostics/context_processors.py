@@ -1,5 +1,6 @@
 """The placeholder-address banner shown to staff at the top of every page."""
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -22,8 +23,6 @@ def placeholder_banner(request: HttpRequest) -> dict:
     default_from = default_from_is_placeholder()
     if not users and not default_from:
         return {}
-    from django.conf import settings
-
     return {
         "placeholder_banner": {
             "users": users,

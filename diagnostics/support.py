@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from chatter.models import Message, Notification
 from inbound.models import InboundMail
-from outbox.models import MailAttempt, MailRecipient, OutgoingMail
+from outbox.mime import with_envelope
+from outbox.models import MailAttempt, MailRecipient, OutgoingMail, RecipientStatus
+from outbox.verp import recipient_bounce_address
 
 KINDS = ("message", "notification", "mail", "inbound")
 REBUILT_HEADER = "X-MailHub-Rebuilt"
@@ -96,10 +98,24 @@ def case_eml(case: SupportCase) -> tuple[bytes, str]:
     raise Http404("Nothing to export.")
 
 
-def mail_eml(mail: OutgoingMail) -> bytes:
-    """The MIME as sent when the outbox stored it, else rebuilt from the queue row."""
+def mail_eml(mail: OutgoingMail, recipient: MailRecipient | None = None) -> bytes:
+    """The bytes that left for one recipient (``recipient``, else the first that failed, else
+    the first): the stored MIME with that copy's Return-Path and To in front, as the outbox sent
+    it (``outbox.mime.with_envelope``). Rebuilt from the queue row when nothing was stored."""
     if mail.mime:
-        return bytes(mail.mime)
+        common = bytes(mail.mime)
+        if recipient is None:
+            rows = list(mail.recipients.order_by("id"))
+            failed = [
+                r for r in rows if r.status in (RecipientStatus.FAILED, RecipientStatus.BOUNCED)
+            ]
+            recipient = (failed or rows or [None])[0]
+        if recipient is None or common.startswith(b"Return-Path:"):
+            return common
+        sender = recipient_bounce_address(
+            notification_id=recipient.notification_id, recipient_id=recipient.pk
+        )
+        return with_envelope(common, sender=sender, recipient=recipient.address)
     recipients = list(mail.recipients.values_list("address", flat=True))
     msg = _build(
         message_id=mail.message_id,

@@ -13,6 +13,7 @@ from .dns_checks import DnsClient, default_listener_host, default_relay_host, do
 
 @page_permission_required(OPERATIONS)
 def dashboard(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
     per_day = selectors.mail_per_day(days=30)
     used, limit = selectors.quota_today(per_day)
     bounced, sent, rate = selectors.bounce_rate(per_day)
@@ -24,7 +25,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "bounce_chart": charts.bounce_rate_chart(bounced=bounced, sent=sent, rate=rate),
         "per_day": per_day,
         "states": states,
-        "tasks": selectors.scheduled_tasks(now=timezone.now()),
+        "tasks": selectors.scheduled_tasks(now=now),
+        "now": now,
         "domains": selectors.alias_domains(),
     }
     return render(request, "diagnostics/dashboard.html", context)

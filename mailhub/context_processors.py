@@ -1,12 +1,13 @@
-"""Counters shown in the top bar of every page."""
+"""What the top of every page shows: the top bar's counters and the placeholder banner."""
 
 from django.http import HttpRequest
+
+from chatter.selectors import topbar_counters
+from diagnostics.context_processors import placeholder_banner
 
 
 def topbar(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from chatter.selectors import topbar_counters
-
-    return topbar_counters(user=user)
+    return {**topbar_counters(user=user), **placeholder_banner(request)}

@@ -3,21 +3,51 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
-from . import services
+from chatter.models import FailureType
+
+from . import selectors, services, states
 from .models import MailAttempt, MailRecipient, MailServer, OutgoingMail
 from .relay import RelayConnectionError, connection_test, server_config
 from .schedule import queue_interval_check
 
 
+def _short(text: str, limit: int) -> str:
+    """At most ``limit`` characters on the list; the whole text as its tooltip."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: limit - 1])
+
+
+# Send Now sends in the request to say what happened to each mail; longer, the worker goes on.
+SEND_NOW_BUDGET_SECONDS = 20
+
+
+class FailureTypeFilter(admin.SimpleListFilter):
+    """The failure-type filter in words (the column holds codes such as ``mail_smtp_refused``)."""
+
+    title = "failure type"
+    parameter_name = "failure_type"
+
+    def lookups(self, request, model_admin):
+        return [(value, label) for value, label in FailureType.choices if value]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(failure_type=self.value()) if self.value() else queryset
+
+
 class MailRecipientInline(admin.TabularInline):
     model = MailRecipient
+    verbose_name = "recipient"
+    verbose_name_plural = "Recipients"
     extra = 0
     fields = ("address", "status", "code", "response", "notification")
     readonly_fields = fields
@@ -30,6 +60,7 @@ class MailRecipientInline(admin.TabularInline):
 
 class MailAttemptInline(admin.TabularInline):
     model = MailAttempt
+    verbose_name = "attempt"
     extra = 0
     fields = ("at", "server", "recipient", "code", "error_class", "text")
     readonly_fields = fields
@@ -42,18 +73,23 @@ class MailAttemptInline(admin.TabularInline):
 
 @admin.register(OutgoingMail)
 class OutgoingMailAdmin(admin.ModelAdmin):
+    # Short columns so the list fits 1280 px next to the admin's sidebars; the detail has it all.
     list_display = (
         "id",
-        "subject",
+        "subject_short",
         "recipient_list",
         "state",
-        "scheduled_at",
-        "next_attempt_at",
-        "attempts",
+        "attempts_next",
         "last_error",
-        "created_at",
+        "created_short",
     )
-    list_filter = ("state", "failure_type", "urgent", "system")
+    list_display_links = ("id", "subject_short")
+
+    class Media:
+        css = {"all": ["outbox/emails-admin.css"]}
+
+    list_filter = ("state", FailureTypeFilter, "urgent", "system")
+    change_form_template = "admin/outbox/outgoingmail/change_form.html"
     search_fields = ("subject", "message_id", "recipients__address")
     search_help_text = "Search by recipient, subject or Message-ID."
     date_hierarchy = "created_at"
@@ -64,7 +100,7 @@ class OutgoingMailAdmin(admin.ModelAdmin):
     readonly_fields = (
         "message_id",
         "state",
-        "failure_type",
+        "failure_type_words",
         "failure_reason",
         "attempts",
         "next_attempt_at",
@@ -77,7 +113,7 @@ class OutgoingMailAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("subject", "from_addr", "reply_to", "message_id", "state", "raw_eml")}),
-        ("Failure", {"fields": ("failure_type", "failure_reason")}),
+        ("Failure", {"fields": ("failure_type_words", "failure_reason")}),
         (
             "Schedule",
             {
@@ -119,36 +155,111 @@ class OutgoingMailAdmin(admin.ModelAdmin):
         more = obj.recipient_count - 1
         return f"{first} (+{more})" if more > 0 else first
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        mail = OutgoingMail.objects.filter(pk=object_id).only("state").first()
+        state = mail.state if mail else ""
+        actions = [
+            ("retry", "Retry", state in states.RETRY_FROM),
+            ("send-now", "Send Now", state in states.SEND_NOW_FROM),
+            ("cancel", "Cancel Email", state in states.CANCEL_FROM),
+        ]
+        extra_context = {
+            **(extra_context or {}),
+            "mail_actions": [(action, label) for action, label, ok in actions if ok],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # The page's deferrals in one query (a deferred mail's 451 is in its attempts).
+        self._last_errors = selectors.mail_last_errors(
+            mail_ids=[m.pk for m in changelist.result_list if not m.failure_reason]
+        )
+        return changelist
+
     @admin.display(description="Last error")
     def last_error(self, obj: OutgoingMail) -> str:
         lines = [line for line in obj.failure_reason.splitlines() if line]
-        return " ".join(lines[1:3] or lines[:1])[:120]
+        words = " ".join(lines[1:3] or lines[:1]) if lines else ""
+        words = words or getattr(self, "_last_errors", {}).get(obj.pk, "")
+        return _short(words, 60)
+
+    @admin.display(description="Subject", ordering="subject")
+    def subject_short(self, obj: OutgoingMail) -> str:
+        return _short(obj.subject or "(no subject)", 40)
+
+    @admin.display(description="Attempts", ordering="attempts")
+    def attempts_next(self, obj: OutgoingMail) -> str:
+        if obj.next_attempt_at and obj.state == "outgoing":
+            return f"{obj.attempts}, next {timezone.localtime(obj.next_attempt_at):%m-%d %H:%M}"
+        return str(obj.attempts)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created_short(self, obj: OutgoingMail) -> str:
+        return f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Failure type")
+    def failure_type_words(self, obj: OutgoingMail) -> str:
+        return FailureType(obj.failure_type).label if obj.failure_type in FailureType else "-"
 
     def has_add_permission(self, request) -> bool:
         return False  # mail is created by the app, never typed in by hand
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.eml_view)
+        act = self.admin_site.admin_view(self.detail_action_view)
         return [
             path("<int:pk>/eml/", view, name="outbox_outgoingmail_eml"),
+            path("<int:pk>/do/<str:action>/", act, name="outbox_outgoingmail_do"),
             *super().get_urls(),
         ]
+
+    DETAIL_ACTIONS = {
+        "retry": "action_retry",
+        "send-now": "action_send_now",
+        "cancel": "action_cancel",
+    }
+
+    def detail_action_view(self, request, pk: int, action: str) -> HttpResponse:
+        """Retry / Send Now / Cancel Email as buttons of the detail page: the list's actions
+        on this one mail, then back to it."""
+        return require_POST(self._detail_action)(request, pk, action)
+
+    def _detail_action(self, request, pk: int, action: str) -> HttpResponse:
+        if action not in self.DETAIL_ACTIONS or not self.has_change_permission(request):
+            return HttpResponse(status=404)
+        queryset = OutgoingMail.objects.filter(pk=pk)
+        getattr(self, self.DETAIL_ACTIONS[action])(request, queryset)
+        if queryset.exists():
+            return HttpResponseRedirect(reverse("admin:outbox_outgoingmail_change", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:outbox_outgoingmail_changelist"))
 
     def eml_view(self, request, pk: int) -> HttpResponse:
         """The raw .eml: as sent when it was kept (failures), else rebuilt from the row."""
         from diagnostics.support import mail_eml
 
         mail = get_object_or_404(OutgoingMail, pk=pk)
-        response = HttpResponse(mail_eml(mail), content_type="message/rfc822")
-        response["Content-Disposition"] = f'attachment; filename="mail-{mail.pk}.eml"'
+        recipient = None
+        if request.GET.get("recipient", "").isdigit():
+            recipient = get_object_or_404(mail.recipients, pk=int(request.GET["recipient"]))
+        response = HttpResponse(mail_eml(mail, recipient), content_type="message/rfc822")
+        suffix = f"-{recipient.pk}" if recipient else ""
+        response["Content-Disposition"] = f'attachment; filename="mail-{mail.pk}{suffix}.eml"'
         return response
 
     @admin.display(description="Raw message")
     def raw_eml(self, obj: OutgoingMail) -> str:
+        """One .eml per recipient: each copy left with its own To and Return-Path."""
         if obj.pk is None:
             return ""
         url = reverse("admin:outbox_outgoingmail_eml", args=[obj.pk])
-        return format_html('<a href="{}">Download .eml</a>', url)
+        rows = list(obj.recipients.order_by("id").values_list("pk", "address")[:20])
+        if len(rows) <= 1:
+            return format_html('<a href="{}">Download .eml</a>', url)
+        links = format_html_join(
+            ", ", '<a href="{}?recipient={}">{}</a>', ((url, pk, addr) for pk, addr in rows)
+        )
+        return format_html("Download .eml as sent to {}", links)
 
     @admin.action(description="Retry")
     def action_retry(self, request, queryset) -> None:
@@ -157,8 +268,33 @@ class OutgoingMailAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send Now")
     def action_send_now(self, request, queryset) -> None:
-        changed = services.mails_send_now(mail_ids=list(queryset.values_list("pk", flat=True)))
-        self._report(request, changed, queryset, "sent now", "outgoing")
+        """Send the outgoing mails now, in this request, and say what happened to each."""
+        subjects = dict(queryset.values_list("pk", "subject"))
+        changed = services.mails_send_now(mail_ids=list(subjects), dispatch=False)
+        skipped = len(subjects) - changed
+        if changed:
+            due = list(
+                OutgoingMail.objects.filter(pk__in=list(subjects), state="outgoing").values_list(
+                    "pk", flat=True
+                )
+            )
+            services.mails_send(mail_ids=due, time_budget=SEND_NOW_BUDGET_SECONDS)
+            level = {
+                "sent": messages.SUCCESS,
+                "failed": messages.ERROR,
+                "deferred": messages.WARNING,
+            }
+            sendable = {pk: s for pk, s in subjects.items() if pk in set(due)}
+            for outcome in selectors.mails_outcome(subjects=sendable):
+                self.message_user(
+                    request, outcome.sentence, level.get(outcome.outcome, messages.INFO)
+                )
+        if skipped > 0:
+            self.message_user(
+                request,
+                f"{skipped} mail(s) skipped: Send Now applies only to outgoing mail.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Cancel Email")
     def action_cancel(self, request, queryset) -> None:

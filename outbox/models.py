@@ -134,6 +134,10 @@ class MailRecipient(models.Model):
     class Meta:
         indexes = [models.Index(fields=["address"])]
 
+    def __str__(self) -> str:
+        said = f" ({self.code} {self.response})".rstrip() if self.code else ""
+        return f"{self.address}: {self.get_status_display()}{said}"[:200]
+
 
 class MailAttempt(models.Model):
     """Every delivery attempt, kept for the queue screen and the support bundle."""
@@ -148,6 +152,10 @@ class MailAttempt(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        to = f" to {self.recipient}" if self.recipient else ""
+        return f"Attempt{to} via {self.server}: {self.code or self.error_class} {self.text}"[:200]
 
 
 class DailyQuota(models.Model):

@@ -299,19 +299,46 @@ def mails_cancel(*, mail_ids: Sequence[int]) -> int:
     return changed
 
 
+def _retry_recipients(mail_ids: Sequence[int]):
+    """The recipients Retry sends again: undelivered ones, minus what the user decided.
+
+    A recipient the Sending Failures dialog ignored or switched off keeps the relay's failure
+    on its row while its notification is cancelled (Cancel Email cancels both); one whose
+    notification now rides a newer copy had its address corrected there. Neither is resent.
+    """
+    from chatter.models import NotificationStatus
+
+    return (
+        MailRecipient.objects.filter(mail_id__in=mail_ids)
+        .exclude(status__in=[RecipientStatus.SENT, RecipientStatus.BOUNCED])
+        .exclude(
+            Q(notification__status=NotificationStatus.CANCELED)
+            & ~Q(status=RecipientStatus.CANCELED)
+        )
+        .exclude(Q(notification__isnull=False) & ~Q(notification__mail_id=F("mail_id")))
+    )
+
+
 @transaction.atomic
 def mails_retry(*, mail_ids: Sequence[int]) -> int:
     """Retry: failed, cancelled or stuck mails go back to the queue; undelivered recipients resend.
 
     Stuck: ``sending`` past its lease (its worker died or hangs).
-    The Message-ID stays the same; the queue manager is woken so they leave now.
+    The Message-ID stays the same; the queue manager is woken so they leave now. A mail with
+    nobody left to send to (every failure ignored or corrected) is left as it is.
     """
     from chatter.models import NotificationStatus
 
     retryable = Q(state__in=states.RETRY_FROM) | (
         Q(state__in=states.RETRY_STUCK_FROM) & _abandoned(timezone.now())
     )
-    ids = list(OutgoingMail.objects.filter(retryable, pk__in=mail_ids).values_list("pk", flat=True))
+    candidates = OutgoingMail.objects.filter(retryable, pk__in=mail_ids)
+    rows = list(
+        _retry_recipients(list(candidates.values_list("pk", flat=True))).values_list(
+            "pk", "mail_id", "notification_id"
+        )
+    )
+    ids = sorted({mail_id for _, mail_id, _ in rows})
     changed = OutgoingMail.objects.filter(retryable, pk__in=ids).update(
         state=MailState.OUTGOING,
         attempts=0,
@@ -321,11 +348,8 @@ def mails_retry(*, mail_ids: Sequence[int]) -> int:
         failure_type="",
         failure_reason="",
     )
-    again = MailRecipient.objects.filter(mail_id__in=ids).exclude(
-        status__in=[RecipientStatus.SENT, RecipientStatus.BOUNCED]
-    )
-    recipient_ids = list(again.values_list("pk", flat=True))
-    notification_ids = [n for n in again.values_list("notification_id", flat=True) if n]
+    recipient_ids = [pk for pk, _, _ in rows]
+    notification_ids = [n for _, _, n in rows if n]
     MailRecipient.objects.filter(pk__in=recipient_ids).update(
         status=RecipientStatus.PENDING, code=None, response=""
     )
@@ -340,9 +364,38 @@ def mails_retry(*, mail_ids: Sequence[int]) -> int:
     return changed
 
 
+def mails_close_ignored(*, notification_ids: Sequence[int]) -> int:
+    """Failed mails whose every undelivered recipient was just ignored leave "Delivery Failed".
+
+    They become cancelled (attempts and failure reason kept), so ignored failures drop out of
+    the queue's failure filter and the dashboard's counts. Returns how many mails closed.
+    """
+    from chatter.models import NotificationStatus
+
+    mail_ids = set(
+        MailRecipient.objects.filter(
+            notification_id__in=list(notification_ids), mail__state=MailState.EXCEPTION
+        ).values_list("mail_id", flat=True)
+    )
+    if not mail_ids:
+        return 0
+    open_ids = set(
+        MailRecipient.objects.filter(mail_id__in=mail_ids)
+        .exclude(
+            status__in=[RecipientStatus.SENT, RecipientStatus.BOUNCED, RecipientStatus.CANCELED]
+        )
+        .exclude(notification__status=NotificationStatus.CANCELED)
+        .values_list("mail_id", flat=True)
+    )
+    return OutgoingMail.objects.filter(
+        pk__in=mail_ids - open_ids, state=MailState.EXCEPTION
+    ).update(state=MailState.CANCEL, next_attempt_at=None)
+
+
 @transaction.atomic
-def mails_send_now(*, mail_ids: Sequence[int]) -> int:
-    """Send Now: outgoing mails become due at once and leave right after commit."""
+def mails_send_now(*, mail_ids: Sequence[int], dispatch: bool = True) -> int:
+    """Send Now: outgoing mails become due at once and leave right after commit (``dispatch``;
+    without it the caller sends them itself, as the admin does to report each outcome)."""
     ids = list(
         OutgoingMail.objects.filter(pk__in=mail_ids, state__in=states.SEND_NOW_FROM).values_list(
             "pk", flat=True
@@ -351,7 +404,7 @@ def mails_send_now(*, mail_ids: Sequence[int]) -> int:
     changed = OutgoingMail.objects.filter(pk__in=ids, state__in=states.SEND_NOW_FROM).update(
         next_attempt_at=None
     )
-    if ids:
+    if ids and dispatch:
         transaction.on_commit(lambda: _dispatch_urgent(ids))
     return changed
 

@@ -53,3 +53,9 @@ def parse_bounce_address(address: str, *, bounce_local: str = "bounce") -> VerpR
     if not hmac.compare_digest(signature, _sign(token)):
         return None
     return VerpRef(kind=token[0], pk=int(token[1:]))
+
+
+def recipient_bounce_address(*, notification_id: int | None, recipient_id: int) -> str:
+    """The Return-Path a recipient's copy leaves with: its notification's, else its own row's."""
+    ref = VerpRef("n", notification_id) if notification_id else VerpRef("r", recipient_id)
+    return bounce_address(ref=ref)

@@ -152,41 +152,101 @@
     return fresh;
   }
 
-  // Poll quickly while mail is leaving, then slower while it waits for a retry (a deferred
-  // recipient can stay "ready" for hours), and not at all in a hidden tab.
-  var POLL_MAX_MS = 30000;
+  // The open thread follows the server: new messages (replies, bounces, posts by others),
+  // envelope changes and the top bar's counters. Quick while something changes or the user is
+  // active, backing off when idle, never in a hidden tab. Pages without a thread (the failures
+  // page) poll only their envelopes still sending.
+  var POLL_MAX_MS = 15000;
+  var ACTIVE_MS = 30000;
   var pollDelay = POLL_MS;
+  var lastChange = Date.now();
+  var inFlight = false;
+  var liveThread = document.getElementById("chatter-thread");
+  if (liveThread && !liveThread.dataset.liveUrl) liveThread = null;
 
   function schedulePoll(changed) {
     clearTimeout(pollTimer);
-    var pending = document.querySelectorAll("[data-envelope-for][data-state=pending]");
-    if (!pending.length || document.hidden) return;
-    pollDelay = changed ? POLL_MS : Math.min(pollDelay * 1.25, POLL_MAX_MS);
+    if (document.hidden || inFlight) return;
+    if (!liveThread && !document.querySelectorAll("[data-envelope-for][data-state=pending]").length) return;
+    if (changed) lastChange = Date.now();
+    var active = Date.now() - lastChange < ACTIVE_MS;
+    pollDelay = active ? POLL_MS : Math.min(pollDelay * 1.5, POLL_MAX_MS);
     pollTimer = setTimeout(poll, pollDelay);
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden) schedulePoll(true);
+    if (document.hidden) { clearTimeout(pollTimer); return; }
+    lastChange = Date.now();
+    poll();
+  });
+  // The user is back at the page after a quiet while: catch up now.
+  ["pointerdown", "keydown", "focus"].forEach(function (type) {
+    window.addEventListener(type, function () {
+      if (pollDelay <= POLL_MS) { lastChange = Date.now(); return; }
+      lastChange = Date.now();
+      pollDelay = POLL_MS;
+      if (!inFlight) poll();
+    }, true);
   });
 
+  function setInboxCount(count) {
+    var counter = document.getElementById("inbox-counter");
+    var badge = counter && counter.querySelector(".badge");
+    if (badge && typeof count === "number" && badge.textContent !== String(count)) badge.textContent = String(count);
+  }
+
+  function insertMessages(list) {
+    // Newest first from the server: insert the oldest first, each at the top of the thread.
+    var added = 0;
+    list.slice().reverse().forEach(function (item) {
+      if (document.getElementById("message-" + item.id)) return;
+      var holder = document.createElement("div");
+      holder.innerHTML = item.html.trim();
+      var node = holder.firstElementChild;
+      if (!node) return;
+      node.classList.add("message-new");
+      liveThread.insertBefore(node, liveThread.firstElementChild);
+      added += 1;
+      if (item.id > Number(liveThread.dataset.after || 0)) liveThread.dataset.after = String(item.id);
+    });
+    if (added) {
+      var empty = liveThread.querySelector(".thread-empty");
+      if (empty) empty.remove();
+      announce(added === 1 ? "1 new message" : added + " new messages");
+    }
+    return added > 0;
+  }
+
+  function pollUrl(slots) {
+    var ids = Array.prototype.map.call(slots, function (s) { return s.dataset.envelopeFor; }).join(",");
+    if (liveThread) {
+      var url = liveThread.dataset.liveUrl + "?ids=" + ids;
+      if (liveThread.dataset.after !== undefined) url += "&after=" + liveThread.dataset.after;
+      return url;
+    }
+    return slots.length ? slots[0].dataset.pollUrl + "?ids=" + ids : null;
+  }
+
   function poll() {
-    var slots = document.querySelectorAll("[data-envelope-for]");
-    if (!slots.length) return;
-    var ids = Array.prototype.map.call(slots, function (s) { return s.dataset.envelopeFor; });
-    var url = slots[0].dataset.pollUrl + "?ids=" + ids.join(",");
+    clearTimeout(pollTimer);
+    var url = pollUrl(document.querySelectorAll("[data-envelope-for]"));
+    if (!url || inFlight) return;
+    inFlight = true;
     fetch(url, { credentials: "same-origin", headers: FETCH_HEADERS })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function (data) {
-        var changed = false;
+        inFlight = false;
+        var changed = liveThread ? insertMessages(data.messages || []) : false;
         Object.keys(data.envelopes).forEach(function (id) {
           var before = document.getElementById("envelope-" + id);
           if (replaceEnvelope(id, data.envelopes[id]) !== before) changed = true;
         });
         setFailureCount(data.failure_count);
+        setInboxCount(data.inbox_unread);
         schedulePoll(changed);
       })
       // A network hiccup: try again a little later rather than give up on the live status.
-      .catch(function () { pollTimer = setTimeout(poll, POLL_MS * 4); });
+      .catch(function () { inFlight = false; pollTimer = setTimeout(poll, POLL_MS * 4); });
   }
 
   function failuresDialog() {
