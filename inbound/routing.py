@@ -196,7 +196,7 @@ def _hold(decision: RoutingDecision, reason: str) -> RoutingDecision:
     )
 
 
-def _trusted(mail: MailFacts, decision: RoutingDecision) -> RoutingDecision:
+def _hold_if_ours(mail: MailFacts, decision: RoutingDecision) -> RoutingDecision:
     if mail.claims_ours:
         # Anyone can write our addresses into From:. Until sender authentication (SPF, DKIM,
         # DMARC) says otherwise, mail "from us" arriving from outside never speaks as us.
@@ -232,9 +232,8 @@ def _route_reply(*, mail: MailFacts, rcpt: RecipientFacts) -> RoutingDecision:
     decision = RoutingDecision(
         Decision.REPLY, ACCEPT, "reply to a message we sent", rcpt.reply_target, not mail.automatic
     )
-    if mail.claims_ours:
-        return _trusted(mail, decision)
-    if not (rcpt.sender_was_sent or rcpt.sender_follows):
+    decision = _hold_if_ours(mail, decision)
+    if decision.decision == Decision.REPLY and not (rcpt.sender_was_sent or rcpt.sender_follows):
         # Held, not refused: a leaked or forwarded token, but just as often a customer writing
         # from a second address. Posting would make them a follower able to read the thread.
         return _hold(
@@ -313,7 +312,7 @@ def route_recipient(
     if refusal is not None:
         return refusal
     if target is not None:
-        return _trusted(
+        return _hold_if_ours(
             mail,
             RoutingDecision(
                 Decision.ALIAS_POST, ACCEPT, "posted on the alias record", target, notify
@@ -328,7 +327,9 @@ def route_recipient(
             "try again later or contact us directly",
             "loop protection",
         )
-    return _trusted(mail, RoutingDecision(Decision.ALIAS_NEW, ACCEPT, "new record", None, notify))
+    return _hold_if_ours(
+        mail, RoutingDecision(Decision.ALIAS_NEW, ACCEPT, "new record", None, notify)
+    )
 
 
 def data_reply(decisions: list[RoutingDecision], *, queued_as: str = "") -> str:
