@@ -62,7 +62,8 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 def _clean(value: str) -> str:
     # No CR/LF may reach a header (header injection); runs of whitespace collapse to one space.
-    value = str(value)
+    if type(value) is not str:
+        value = str(value)
     if not value.isprintable():
         value = _CONTROLS.sub("", value)
     return " ".join(value.split())
@@ -219,7 +220,7 @@ def _extra_header(name: str, value: str) -> str:
     value = _clean(value)
     if not value.isascii():
         return _fold(name, _encoded_words(value))
-    if value and max(map(len, value.split(" "))) > 990 - len(name):
+    if len(value) > 990 - len(name) and max(map(len, value.split(" "))) > 990 - len(name):
         # A structured value (a URL in List-Unsubscribe) cannot be encoded or split.
         raise BuildError(f"the {name} header has a word too long for a mail line")
     return _fold(name, value)
