@@ -1,10 +1,15 @@
-"""Building the bytes of an outgoing mail: once per mail, then a two-line prefix per recipient.
+"""Building the bytes of an outgoing mail: once per mail, then a one-line prefix per recipient.
 
 The standard library's ``EmailMessage`` parses and refolds every header through its header
 registry, about 1.4 ms per mail here: more than the whole SMTP transaction with a local relay.
-Mail without attachments (almost all of it) is therefore written directly: RFC 5322 headers
-(RFC 2047 encoded words when not ASCII, folded under 78 characters), a multipart/alternative body
-in quoted-printable. Mail with attachments goes through ``EmailMessage``.
+The headers are therefore written directly, for every mail: printable ASCII as it is, folded at
+spaces under 78 characters; anything else (non-ASCII, control characters, a word too long to
+fold, ASCII that would read as an encoded word) as RFC 2047 encoded words, so no line ever
+exceeds 998 octets (RFC 5322 §2.1.1) and every value reads back as written. Ids are written only
+when they are valid msg-ids; IDN domains become A-labels; an address that needs SMTPUTF8 raises
+``BuildError`` (the outbox fails that one mail, in words). The body of mail without attachments
+(almost all of it) is a multipart/alternative in quoted-printable written here; with
+attachments, the body parts come from ``EmailMessage``.
 """
 
 import base64
@@ -34,8 +39,11 @@ OWN_HEADERS = {
     "auto-submitted",
 }
 # RFC 3834 §5 values, by what ``build(system=…)`` was given.
-AUTO_SUBMITTED = {True: "auto-generated", "auto-generated": "auto-generated"}
-AUTO_SUBMITTED["auto-replied"] = "auto-replied"
+AUTO_SUBMITTED = {
+    True: "auto-generated",
+    "auto-generated": "auto-generated",
+    "auto-replied": "auto-replied",
+}
 # A line SHOULD stay under 78 characters and MUST stay under 998 (RFC 5322 §2.1.1).
 _FOLD_AT = 76
 # An ASCII word longer than this cannot be folded; a text header encodes it instead.
@@ -62,7 +70,8 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 def _clean(value: str) -> str:
     # No CR/LF may reach a header (header injection); runs of whitespace collapse to one space.
-    value = str(value)
+    if type(value) is not str:
+        value = str(value)
     if not value.isprintable():
         value = _CONTROLS.sub("", value)
     return " ".join(value.split())
@@ -219,7 +228,7 @@ def _extra_header(name: str, value: str) -> str:
     value = _clean(value)
     if not value.isascii():
         return _fold(name, _encoded_words(value))
-    if value and max(map(len, value.split(" "))) > 990 - len(name):
+    if len(value) > 990 - len(name) and max(map(len, value.split(" "))) > 990 - len(name):
         # A structured value (a URL in List-Unsubscribe) cannot be encoded or split.
         raise BuildError(f"the {name} header has a word too long for a mail line")
     return _fold(name, value)

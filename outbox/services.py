@@ -94,7 +94,12 @@ def _dispatch_urgent(mail_ids: list[int]) -> None:
 def _notification_mail(
     *, message, notifications: Sequence, message_id: str, content: dict, automatic: bool = False
 ):
-    """One urgent auto-deleted mail carrying ``notifications`` (one envelope recipient each)."""
+    """One urgent mail carrying ``notifications`` (one envelope recipient each).
+
+    Deleted once sent when it carries the message's own Message-ID. One with an id of its own
+    (the message came from outside, or this is a resend) stays until the vacuum: a reply that
+    names only it in In-Reply-To finds its record through this row.
+    """
     mail = OutgoingMail.objects.create(
         system=automatic,
         message_id=message_id,
@@ -106,7 +111,7 @@ def _notification_mail(
         references=content["references"],
         in_reply_to=content["in_reply_to"],
         urgent=True,
-        auto_delete=True,
+        auto_delete=message_id == message.message_id,
         chatter_message=message,
     )
     MailRecipient.objects.bulk_create(

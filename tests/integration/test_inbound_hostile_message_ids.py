@@ -173,6 +173,13 @@ def test_the_notification_of_a_customers_mail_carries_a_message_id_of_ours(
     ).encode()
     send(listener.port, answer, mail_from="agent@mailhub.test", to=["catchall@mailhub.test"])
     assert Message.objects.get(message_id="<answer@mailhub-client.test>").object_id == ticket.pk
+    # A client that writes In-Reply-To only: our id still leads to the record.
+    terse = (
+        "From: agent@mailhub.test\r\nTo: catchall@mailhub.test\r\nSubject: Re: Printer jams\r\n"
+        f"Message-ID: <terse@mailhub-client.test>\r\nIn-Reply-To: {ours}\r\n\r\nDone.\r\n"
+    ).encode()
+    send(listener.port, terse, mail_from="agent@mailhub.test", to=["catchall@mailhub.test"])
+    assert Message.objects.get(message_id="<terse@mailhub-client.test>").object_id == ticket.pk
     assert Ticket.objects.count() == 1
 
 
