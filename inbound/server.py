@@ -55,6 +55,20 @@ class ConnectionLimits:
         self.per_ip_limit = per_ip
         self.total = 0
         self.per_ip: Counter[str] = Counter()
+        # Refusals not yet logged, by address; a flood is logged once a second, with its count.
+        self.refused: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
+
+    def refusal_to_log(self, ip: str, now: float) -> int:
+        """Count a refusal; how many to log now (0: wait, a line went out less than 1 s ago)."""
+        self.refused[ip] += 1
+        if now - self._logged_at.get(ip, -1.0) < 1.0:
+            return 0
+        if len(self._logged_at) > 10_000:
+            self._logged_at = {k: t for k, t in self._logged_at.items() if now - t < 1.0}
+            self.refused = Counter({k: n for k, n in self.refused.items() if k in self._logged_at})
+        self._logged_at[ip] = now
+        return self.refused.pop(ip)
 
     def per_ip_now(self) -> int:
         """An address's slots: all of ``per_ip`` while half the listener is free, then less.
@@ -154,16 +168,19 @@ class LimitedSMTP(SMTP):
                 self._admitted_ip = ip
             else:
                 self._refused = True
-                log_event(
-                    logger,
-                    "inbound.refused",
-                    level=logging.WARNING,
-                    code=421,
-                    peer=ip,
-                    reason="too many connections",
-                    open=self.limits.total,
-                    from_peer=self.limits.per_ip[ip],
-                )
+                count = self.limits.refusal_to_log(ip, self.loop.time())
+                if count:
+                    log_event(
+                        logger,
+                        "inbound.refused",
+                        level=logging.WARNING,
+                        code=421,
+                        peer=ip,
+                        reason="too many connections",
+                        refused=count,
+                        open=self.limits.total,
+                        from_peer=self.limits.per_ip[ip],
+                    )
 
     def connection_lost(self, error) -> None:
         if self._admitted_ip is not None:
