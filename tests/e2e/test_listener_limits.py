@@ -125,7 +125,9 @@ def test_a_line_over_1000_octets_is_554_content_and_the_session_goes_on(e2e_stac
         assert code == 554 and "5.6.0" in text, (length, code, text)
     transaction(smtp, mail_from=b"carla@customer.test")
     fits = message("fits", b"y" * 998 + b"\r\n..dot-stuffed\r\n", **{"Message-ID": "<fits@x.test>"})
-    assert send_data(smtp, fits)[0] == 250
+    assert smtp.command(b"DATA")[0] == 354
+    smtp.send(fits + b".\r\nNOOP\r\n")  # a command right behind the final dot
+    assert smtp.reply()[0] == 250 and smtp.reply()[0] == 250, "the NOOP was read, not lost"
     smtp.close()
     wait_processed()
     stored = InboundMail.objects.get()
