@@ -154,7 +154,9 @@ class LimitedSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         # RFC 5321 §4.5.3.2: the server may close an idle session; 421 says why first.
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None:
+            return  # the session ended meanwhile
+        if not self.transport.is_closing():
             self.transport.write(b"421 4.4.2 Session timed out, closing connection\r\n")
         super()._timeout_cb()
 
