@@ -103,11 +103,12 @@ _PLAIN_ANGLE_ADDR = re.compile(
     re.DOTALL,
 )
 
-
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class LimitedSMTP(SMTP):
+    """One session: aiosmtpd's, with MailHub's limits on connections, time, memory and input."""
+
     def __init__(
         self,
         handler,
