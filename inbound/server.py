@@ -106,6 +106,15 @@ _PLAIN_ANGLE_ADDR = re.compile(
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _address_part(arg: str) -> str:
+    """The address of a MAIL/RCPT argument: ``<…>``, or up to the first blank without them."""
+    head = arg.lstrip()
+    if head.startswith("<"):
+        end = head.find(">")
+        return head if end < 0 else head[: end + 1]
+    return re.split(r"[ \t]", head, maxsplit=1)[0]
+
+
 class LimitedSMTP(SMTP):
     """One session: aiosmtpd's, with MailHub's limits on connections, time, memory and input."""
 
@@ -195,7 +204,7 @@ class LimitedSMTP(SMTP):
         # aiosmtpd parses each address with the email package's header parser and builds a
         # typing.Protocol class per call: a third of the event loop's time under load. The
         # plain form gives the same (address, rest) with one regular expression.
-        if _CONTROL_CHARS.search(arg):
+        if _CONTROL_CHARS.search(_address_part(arg)):
             # No control character belongs in a MAIL or RCPT argument (RFC 5321 §4.1.2), and
             # the header parser would fold some (a tab) away: 553 malformed address.
             return None, None
