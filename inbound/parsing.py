@@ -21,7 +21,13 @@ from mailhub.msgid import msg_ids
 # another automatic mail (spec §4 Loops).
 AUTOMATIC_PRECEDENCE = {"bulk", "junk", "auto_reply", "auto-reply"}
 MAX_REFERENCES = 50
+# Caps of the MIME walk, applied while walking (``message_object``): past them the work stops
+# and the message says so ("content truncated: …"); the raw source is kept whole.
 MAX_PARTS = 200
+MAX_DEPTH = 10  # multiparts and message/rfc822 inside each other
+MAX_HEADERS = 500  # header fields per part
+MAX_HEADER_BYTES = 256 * 1024  # header block per part
+MAX_TEXT_CHARS = 2_000_000  # text and HTML of the body, each
 # Content-ID is only matched against the HTML of the same mail (cid: links), never sent on:
 # kept lenient, as mailers write ids without "@" there (Gmail's "<ii_…>").
 _CONTENT_ID = re.compile(r"<[^<>\s]{1,990}>")
@@ -115,7 +121,22 @@ def header_section(raw: bytes) -> bytes:
     otherwise read line by line (most of the cost for an ordinary message).
     """
     end = _END_OF_HEADERS.search(raw)
-    return raw[: end.end()] if end else raw
+    head = raw[: end.end()] if end else raw
+    # Within the caps of the MIME walk: 100,000 header fields took 3 s before the 250.
+    return _header_cap(head)[0]
+
+
+def _header_cap(head: bytes) -> tuple[bytes, str]:
+    """``head`` cut to ``MAX_HEADER_BYTES`` and ``MAX_HEADERS`` fields, and why ("" if not)."""
+    reason = ""
+    if len(head) > MAX_HEADER_BYTES:
+        reason = f"a header block over {MAX_HEADER_BYTES:,} bytes"
+        head = head[: head.rfind(b"\n", 0, MAX_HEADER_BYTES) + 1]
+    # Fields start at a line that does not begin with white space (RFC 5322 §2.2.3).
+    for count, match in enumerate(_FIELD_START.finditer(head), start=2):
+        if count > MAX_HEADERS:
+            return head[: match.start() + 1], f"more than {MAX_HEADERS} header fields in a part"
+    return head, reason
 
 
 def header_facts(raw: bytes, *, null_sender: bool = False) -> HeaderFacts:
@@ -179,14 +200,6 @@ class ParsedBody:
     truncated: list[str] = field(default_factory=list)  # what the caps cut, for the reader
 
 
-# Caps of the MIME walk, applied while walking (``message_object``): past them the work stops
-# and the message says so ("content truncated: …"); the raw source is kept whole.
-MAX_DEPTH = 10  # multiparts and message/rfc822 inside each other
-MAX_HEADERS = 500  # header fields per part
-MAX_HEADER_BYTES = 256 * 1024  # header block per part
-MAX_TEXT_CHARS = 2_000_000  # text and HTML of the body, each
-
-
 class _Walk:
     """What one walk has spent: parts made, and what it cut."""
 
@@ -205,24 +218,17 @@ def _header_block(raw: bytes, walk: _Walk) -> tuple[bytes, bytes]:
         return b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
     end = _END_OF_HEADERS.search(raw)
     head, body = (raw[: end.start() + 1], raw[end.end() :]) if end else (raw, b"")
-    if len(head) > MAX_HEADER_BYTES:
-        walk.cut(f"a header block over {MAX_HEADER_BYTES:,} bytes")
-        head = head[: head.rfind(b"\n", 0, MAX_HEADER_BYTES) + 1]
+    head, reason = _header_cap(head)
+    if reason:
+        walk.cut(reason)
     not_header = _NOT_A_HEADER_LINE.search(head)
     if not_header is not None:
         # As the stdlib parser does: a line that is no header field starts the body.
         return head[: not_header.start()], raw[not_header.start() :]
-    # Fields start at a line that does not begin with white space (RFC 5322 §2.2.3).
-    starts = _FIELD_START.finditer(head)
-    for count, match in enumerate(starts, start=2):
-        if count > MAX_HEADERS:
-            walk.cut(f"more than {MAX_HEADERS} header fields in a part")
-            head = head[: match.start() + 1]
-            break
     return head, body
 
 
-def _boundary_lines(body: bytes, boundary: bytes, walk: _Walk):
+def _boundary_lines(body: bytes, boundary: bytes):
     """(start, end, is_close) of each delimiter line of ``boundary`` in ``body`` (RFC 2046 §5.1.1).
 
     ``start`` is where the CRLF before the delimiter begins, ``end`` past the delimiter line.
@@ -258,6 +264,12 @@ def _part(raw: bytes, depth: int, walk: _Walk) -> EmailMessage:
         if boundary:
             msg.set_payload(_children(body, boundary, depth, walk))
             return msg
+    if ctype.startswith("text/") and len(body) > MAX_TEXT_CHARS:
+        # Shown as text, never all of it: cut before decoding (an attachment keeps its bytes).
+        disposition = str(msg.get("Content-Disposition", "")).lower()
+        if not disposition.startswith("attachment"):
+            walk.cut(f"{ctype} part over {MAX_TEXT_CHARS:,} bytes")
+            body = body[:MAX_TEXT_CHARS]
     # A leaf: its text as the parser would keep it (bytes above 127 as surrogates).
     msg.set_payload(body.decode("ascii", "surrogateescape"))
     return msg
@@ -267,7 +279,7 @@ def _children(body: bytes, boundary: str, depth: int, walk: _Walk) -> list[Email
     children: list[EmailMessage] = []
     opened_at = None
     raw_boundary = boundary.encode("ascii", "surrogateescape")
-    for start, end, is_close in _boundary_lines(body, raw_boundary, walk):
+    for start, end, is_close in _boundary_lines(body, raw_boundary):
         if opened_at is not None:
             if walk.parts >= MAX_PARTS:
                 walk.cut(f"more than {MAX_PARTS} MIME parts")

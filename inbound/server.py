@@ -55,6 +55,20 @@ class ConnectionLimits:
         self.per_ip_limit = per_ip
         self.total = 0
         self.per_ip: Counter[str] = Counter()
+        # Refusals not yet logged, by address; a flood is logged once a second, with its count.
+        self.refused: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
+
+    def refusal_to_log(self, ip: str, now: float) -> int:
+        """Count a refusal; how many to log now (0: wait, a line went out less than 1 s ago)."""
+        self.refused[ip] += 1
+        if now - self._logged_at.get(ip, -1.0) < 1.0:
+            return 0
+        if len(self._logged_at) > 10_000:
+            self._logged_at = {k: t for k, t in self._logged_at.items() if now - t < 1.0}
+            self.refused = Counter({k: n for k, n in self.refused.items() if k in self._logged_at})
+        self._logged_at[ip] = now
+        return self.refused.pop(ip)
 
     def per_ip_now(self) -> int:
         """An address's slots: all of ``per_ip`` while half the listener is free, then less.
@@ -89,8 +103,21 @@ _PLAIN_ANGLE_ADDR = re.compile(
     re.DOTALL,
 )
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _address_part(arg: str) -> str:
+    """The address of a MAIL/RCPT argument: ``<…>``, or up to the first blank without them."""
+    head = arg.lstrip()
+    if head.startswith("<"):
+        end = head.find(">")
+        return head if end < 0 else head[: end + 1]
+    return re.split(r"[ \t]", head, maxsplit=1)[0]
+
 
 class LimitedSMTP(SMTP):
+    """One session: aiosmtpd's, with MailHub's limits on connections, time, memory and input."""
+
     def __init__(
         self,
         handler,
@@ -137,7 +164,9 @@ class LimitedSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         # RFC 5321 §4.5.3.2: the server may close an idle session; 421 says why first.
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None:
+            return  # the session ended meanwhile
+        if not self.transport.is_closing():
             self.transport.write(b"421 4.4.2 Session timed out, closing connection\r\n")
         super()._timeout_cb()
 
@@ -151,16 +180,19 @@ class LimitedSMTP(SMTP):
                 self._admitted_ip = ip
             else:
                 self._refused = True
-                log_event(
-                    logger,
-                    "inbound.refused",
-                    level=logging.WARNING,
-                    code=421,
-                    peer=ip,
-                    reason="too many connections",
-                    open=self.limits.total,
-                    from_peer=self.limits.per_ip[ip],
-                )
+                count = self.limits.refusal_to_log(ip, self.loop.time())
+                if count:
+                    log_event(
+                        logger,
+                        "inbound.refused",
+                        level=logging.WARNING,
+                        code=421,
+                        peer=ip,
+                        reason="too many connections",
+                        refused=count,
+                        open=self.limits.total,
+                        from_peer=self.limits.per_ip[ip],
+                    )
 
     def connection_lost(self, error) -> None:
         if self._admitted_ip is not None:
@@ -172,6 +204,10 @@ class LimitedSMTP(SMTP):
         # aiosmtpd parses each address with the email package's header parser and builds a
         # typing.Protocol class per call: a third of the event loop's time under load. The
         # plain form gives the same (address, rest) with one regular expression.
+        if _CONTROL_CHARS.search(_address_part(arg)):
+            # No control character belongs in a MAIL or RCPT argument (RFC 5321 §4.1.2), and
+            # the header parser would fold some (a tab) away: 553 malformed address.
+            return None, None
         match = _PLAIN_ANGLE_ADDR.fullmatch(arg.lstrip())
         if match is None:
             return super()._getaddr(arg)
