@@ -8,9 +8,13 @@ time, and bounds what the tree builder will see:
 - at most ``MAX_HTML_CHARS`` characters (the rest is cut);
 - at most ``MAX_DEPTH`` open elements: deeper start tags (and their end tags) are dropped, their
   text stays, flattened into the element at the cap (Blink does the same past 512 levels);
-- at most ``MAX_OPEN_FORMATTING`` open formatting elements (``<b>``, ``<font>``…): the tree
-  builder re-opens every one of them in each new block (HTML §13.2.4.3, "reconstruct the active
-  formatting elements"), so their number multiplies the size of the tree.
+- at most ``MAX_OPEN_FORMATTING`` active formatting elements (``<b>``, ``<font>``…): one that
+  is left open stays active even after its parent closes, and the tree builder re-opens every
+  active one, nested, before each new text (HTML §13.2.4.3, "reconstruct the active formatting
+  elements"): 2,000 × ``<div><b id=N>x</div>`` (45 KB) made 2 million elements in 9 s;
+- at most ``MAX_ELEMENTS`` elements in the tree, counting for every tag the active formatting
+  elements it may re-open (16 open ``<b>`` and 250,000 ``<p>`` would make 4 million): past the
+  budget every tag is dropped and the rest is text.
 
 It only decides which tags pass; what passes is copied as written and nh3 still does the real
 parsing, so the pre-pass cannot make anything unsafe. It must never count fewer open elements
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 MAX_HTML_CHARS = 1_000_000
 MAX_DEPTH = 200
 MAX_OPEN_FORMATTING = 16
+MAX_ELEMENTS = 200_000
 
 # HTML §13.1.2: void elements have no end tag and never hold children.
 VOID = frozenset(
@@ -35,6 +40,9 @@ VOID = frozenset(
 )
 # HTML §13.2.4.3, the formatting elements that "reconstruct the active formatting elements" reopens.
 FORMATTING = frozenset("a b big code em font i nobr s small strike strong tt u".split())
+# Elements that put a marker in the list of active formatting elements: reconstruction stops at
+# the last marker, and closing the element clears the entries after it (HTML §13.2.4.3).
+MARKERS = frozenset("applet caption marquee object td template th".split())
 # A start tag of one of these closes a <p> that is the current node (HTML §13.2.6.4.7).
 _CLOSES_P = frozenset(
     "address article aside blockquote center details dialog dir div dl fieldset figcaption "
@@ -137,6 +145,7 @@ def html_cap(
     max_chars: int = MAX_HTML_CHARS,
     max_depth: int = MAX_DEPTH,
     max_formatting: int = MAX_OPEN_FORMATTING,
+    max_elements: int = MAX_ELEMENTS,
 ) -> CappedHtml:
     """The markup with comments dropped and the caps above applied, in one linear pass."""
     html = html or ""
@@ -147,8 +156,17 @@ def html_cap(
     out: list[str] = []
     stack: list[str] = []
     dropped: dict[str, int] = {}  # start tags dropped by a cap, by name, whose end is to come
-    formatting = 0
+    # The active formatting elements, per marker scope: entries live until their own end tag.
+    scopes: list[list[str]] = [[]]
     too_deep = too_much_formatting = False
+    elements = 0  # an upper bound of the elements the tree builder will make
+
+    def pop() -> str:
+        closed = stack.pop()
+        if closed in MARKERS and len(scopes) > 1:
+            scopes.pop()
+        return closed
+
     pos, end = 0, len(html)
     while pos < end:
         lt = html.find("<", pos)
@@ -172,16 +190,22 @@ def html_cap(
             break
         pos = tag_end
         name = match.group(2).lower()
+        elements += 1 + len(scopes[-1])
+        if elements > max_elements:
+            if name in RAW_TEXT and not match.group(1):
+                pos = _raw_text_end(html, name, pos)
+            continue
         if match.group(1):  # an end tag
             if dropped.get(name):
                 dropped[name] -= 1
                 continue
+            if name in FORMATTING and name in scopes[-1]:
+                scopes[-1].reverse()  # the adoption agency closes the last one of that name
+                scopes[-1].remove(name)
+                scopes[-1].reverse()
             if name in stack:
-                while stack:
-                    closed = stack.pop()
-                    formatting -= closed in FORMATTING
-                    if closed == name:
-                        break
+                while stack and pop() != name:
+                    pass
                 dropped.clear()  # closing an ancestor closes everything dropped below it
             out.append(html[lt:tag_end])
             continue
@@ -190,20 +214,24 @@ def html_cap(
             continue
         closes = _CLOSES_CURRENT.get(name, frozenset({"p"}) if name in _CLOSES_P else None)
         while stack and closes and stack[-1] in closes:
-            formatting -= stack.pop() in FORMATTING
+            pop()
         # Rows and cells straight in a table get an implied <tbody> (and <tr>): count them.
         implied = _IMPLIED.get((stack[-1] if stack else "", name), ())
         deep = len(stack) + len(implied) >= max_depth
-        if deep or (name in FORMATTING and formatting >= max_formatting):
+        styles = name in FORMATTING and len(scopes[-1]) >= max_formatting
+        if deep or styles:
             too_deep |= deep
-            too_much_formatting |= name in FORMATTING and formatting >= max_formatting
+            too_much_formatting |= styles
             dropped[name] = dropped.get(name, 0) + 1
             if name in RAW_TEXT:
                 pos = _raw_text_end(html, name, pos)  # its text would be read as markup
             continue
         stack.extend(implied)
         stack.append(name)
-        formatting += name in FORMATTING
+        if name in MARKERS:
+            scopes.append([])
+        elif name in FORMATTING:
+            scopes[-1].append(name)
         out.append(html[lt:tag_end])
         if name == "plaintext":
             out.append(html[pos:])
@@ -212,9 +240,11 @@ def html_cap(
             text_end = _raw_text_end(html, name, pos)
             out.append(html[pos:text_end])
             pos = text_end
+    if elements > max_elements:
+        result.cuts.append(f"past {max_elements:,} elements the rest is shown as plain text")
     if too_deep:
         result.cuts.append(f"elements nested deeper than {max_depth} levels were flattened")
     if too_much_formatting:
-        result.cuts.append(f"more than {max_formatting} nested text styles were dropped")
+        result.cuts.append(f"text styles left open beyond {max_formatting} were dropped")
     result.html = "".join(out)
     return result

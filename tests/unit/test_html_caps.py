@@ -25,6 +25,11 @@ HOSTILE = {
     "unterminated tags": "<a" * 400_000,
     "unterminated quotes": '<a href="' * 200_000,
     "mixed": ("<div><font><i><ul><li>" * 30_000) + "deep",
+    # A style left open stays active after its block closes and is re-opened in each new one.
+    "styles left open in every block": "".join(f"<div><b id={i}>x</div>" for i in range(40_000))
+    + "deep",
+    "open styles re-opened in each paragraph": "".join(f"<b id={i}>" for i in range(16))
+    + "<p>x" * 250_000,
 }
 
 
@@ -46,6 +51,7 @@ def test_hostile_nesting_is_cut_in_bounded_time(name):
     assert took < 5, f"{name}: {took:.1f} s"
     # The tree may add what the markup implies: the reopened text styles and our notice.
     assert _depth(safe) <= html_caps.MAX_DEPTH + html_caps.MAX_OPEN_FORMATTING + 2
+    assert safe.count("<") <= 2 * html_caps.MAX_ELEMENTS + 10  # no amplification
     if "deep" in HOSTILE[name][-10:] and "unterminated" not in name:
         assert "deep" in safe  # the text is kept, only the tags beyond the cap go
     assert "Content truncated:" in safe
