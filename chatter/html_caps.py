@@ -43,12 +43,34 @@ FORMATTING = frozenset("a b big code em font i nobr s small strike strong tt u".
 # Elements that put a marker in the list of active formatting elements: reconstruction stops at
 # the last marker, and closing the element clears the entries after it (HTML §13.2.4.3).
 MARKERS = frozenset("applet caption marquee object td template th".split())
-# A start tag of one of these closes a <p> that is the current node (HTML §13.2.6.4.7).
+# A start tag of one of these closes a <p> that is the current node (HTML §13.2.6.4.7). Not
+# <table>: in quirks mode it does not.
 _CLOSES_P = frozenset(
     "address article aside blockquote center details dialog dir div dl fieldset figcaption "
     "figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr li main menu nav ol p pre search "
-    "section summary table ul".split()
+    "section summary ul".split()
 )
+# HTML §13.2.4.2 "special" elements: an end tag for a non-special element never closes past
+# one, and the adoption agency keeps everything from the first one above a formatting element.
+SPECIAL = frozenset(
+    "address applet area article aside base basefont bgsound blockquote body br button caption "
+    "center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form "
+    "frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link "
+    "listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre "
+    "script search section select source style summary table tbody td template textarea tfoot th "
+    "thead title tr track ul wbr xmp mi mo mn ms mtext annotation-xml foreignobject desc".split()
+)
+# "Has an element in scope" (HTML §13.2.4.2): the end tags that the "in body" rules list by name
+# close nothing past these; table parts look only for the table scope; every other end tag
+# ("any other end tag") closes nothing past a special element.
+_SCOPE = frozenset("applet caption html table td th marquee object template".split())
+_SCOPED_END = frozenset(
+    "address article aside blockquote button center details dialog dir div dl fieldset "
+    "figcaption figure footer header hgroup listing main menu nav ol pre search section summary "
+    "ul form p li dd dt h1 h2 h3 h4 h5 h6 applet marquee object".split()
+)
+_TABLE_PARTS = frozenset("table tbody thead tfoot tr td th caption".split())
+_EXTRA_SCOPE = {"p": frozenset({"button"}), "li": frozenset({"ol", "ul"})}
 # A start tag of the key closes the current node when it is one of the values.
 _CLOSES_CURRENT = {
     "li": frozenset({"li", "p"}),
@@ -133,6 +155,36 @@ def _markup_end(html: str, lt: int) -> int:
     return len(html) if close == -1 else close + (3 if html.startswith("<!--", lt) else 1)
 
 
+def _closes_to(stack: list[str], name: str) -> int | None:
+    """Index in ``stack`` down to which the end tag ``name`` pops, None if it pops nothing.
+
+    Never less than a browser keeps open: HTML §13.2.6.4.7 "any other end tag" stops at a
+    special element, a special element's end tag at its scope, and a formatting element's end
+    tag that has a special element above it runs the adoption agency, which moves elements but
+    keeps as many open (so nothing is popped here).
+    """
+    if name in _TABLE_PARTS:
+        # Honoured only inside a table (in body mode these end tags are ignored).
+        boundaries = frozenset({"html", "template"})
+        tables = [i for i, e in enumerate(stack) if e == "table"]
+        if name != "table" and not tables:
+            return None
+    elif name in _SCOPED_END:
+        boundaries = _SCOPE | _EXTRA_SCOPE.get(name, frozenset())
+    else:
+        boundaries = SPECIAL
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index] == name:
+            if name in FORMATTING and any(e in SPECIAL for e in stack[index + 1 :]):
+                return None
+            if name in _TABLE_PARTS and name != "table" and tables[0] > index:
+                return None
+            return index
+        if stack[index] in boundaries:
+            return None
+    return None
+
+
 def _raw_text_end(html: str, name: str, pos: int) -> int:
     """Where the text of a raw-text element opened before ``pos`` ends: its end tag, or the end."""
     match = re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE | re.ASCII).search(html, pos)
@@ -203,13 +255,16 @@ def html_cap(
                 scopes[-1].reverse()  # the adoption agency closes the last one of that name
                 scopes[-1].remove(name)
                 scopes[-1].reverse()
-            if name in stack:
-                while stack and pop() != name:
-                    pass
+            index = _closes_to(stack, name)
+            if index is not None:
+                while len(stack) > index:
+                    pop()
                 dropped.clear()  # closing an ancestor closes everything dropped below it
             out.append(html[lt:tag_end])
             continue
-        if name in VOID:
+        if name in VOID or (name in _TABLE_PARTS and name != "table" and "table" not in stack):
+            # Void elements hold nothing; table parts outside a table are ignored (HTML
+            # §13.2.6.4.7): neither is an open element.
             out.append(html[lt:tag_end])
             continue
         closes = _CLOSES_CURRENT.get(name, frozenset({"p"}) if name in _CLOSES_P else None)
