@@ -1,6 +1,9 @@
 """Admin screens for email marketing (the pages under /campaigns/ are the everyday tools)."""
 
+from django import forms
 from django.contrib import admin
+
+from chatter.content import sanitize_html
 
 from .models import Campaign, CampaignRecipient, ListMember, MailingList
 
@@ -19,8 +22,18 @@ class MailingListAdmin(admin.ModelAdmin):
     inlines = [ListMemberInline]
 
 
+class CampaignAdminForm(forms.ModelForm):
+    # No Meta: the admin builds the form for the model with every field it shows.
+
+    def clean_body_html(self) -> str:
+        # The same sanitiser as the campaign form and services: the body goes to every inbox on
+        # the lists and is shown as HTML on the campaign page.
+        return sanitize_html(self.cleaned_data["body_html"])
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
     list_display = ["subject", "state", "created_at", "scheduled_at", "finished_at"]
     list_filter = ["state"]
     search_fields = ["subject"]

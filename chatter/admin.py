@@ -1,9 +1,11 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
+from .content import sanitize_html
 from .models import Attachment, Contact, Follower, Message, Notification, Subtype
 from .user_contacts import conflict_message, user_email_conflict
 
@@ -54,8 +56,18 @@ class NotificationInline(admin.TabularInline):
     can_delete = False
 
 
+class MessageAdminForm(forms.ModelForm):
+    # No Meta: the admin builds the form for the model with every field it shows.
+
+    def clean_body(self) -> str:
+        # Templates show the body as HTML: what the admin saves goes through the sanitiser that
+        # every other way of writing a body uses.
+        return sanitize_html(self.cleaned_data["body"])
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    form = MessageAdminForm
     list_display = ("id", "content_type", "object_id", "author", "subtype", "kind", "created_at")
     list_filter = ("kind", "subtype", "content_type")
     search_fields = ("subject", "message_id", "author__email")
@@ -63,6 +75,14 @@ class MessageAdmin(admin.ModelAdmin):
     readonly_fields = ("message_id", "in_reply_to", "references", "created_at")
     list_select_related = ("author", "subtype", "content_type")
     inlines = [AttachmentInline, NotificationInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and obj.inbound_sources.exists():
+            # A received mail's body is what its sender wrote (its inline images point at our
+            # attachment URLs, which the sanitiser for typed HTML does not keep): not edited.
+            return (*fields, "body")
+        return fields
 
 
 @admin.register(Notification)

@@ -10,7 +10,7 @@ import nh3
 from django.utils.html import escape
 
 from .html_caps import html_cap
-from .html_urls import url_clean, url_scheme
+from .html_urls import url_absolute, url_clean, url_scheme
 
 # What a message body may contain: text formatting, links, lists, quotes, tables and images.
 # No script, style, form or event attribute survives; links get rel="noopener noreferrer".
@@ -103,10 +103,14 @@ def _own_url(tag: str, attribute: str, value: str) -> str | None:
         return value
     scheme = url_scheme(value)
     if tag == "img" and attribute == "src":
-        return url_clean(value) if scheme in REMOTE_IMAGE_SCHEMES | {"cid"} else None
+        return url_clean(value) if scheme == "cid" else url_absolute(value)
     if tag == "a" and attribute == "href":
-        return url_clean(value) if scheme in LINK_SCHEMES else None
+        return _link(value, scheme)
     return None
+
+
+def _link(value: str, scheme: str | None) -> str | None:
+    return url_clean(value) if scheme == "mailto" else url_absolute(value)
 
 
 def sanitize_html(html: str) -> str:
@@ -169,14 +173,14 @@ def sanitize_email_html(
             return value
         scheme = url_scheme(value)
         if tag == "a" and attribute == "href":
-            return url_clean(value) if scheme in LINK_SCHEMES else None
+            return _link(value, scheme)
         if tag != "img" or attribute != "src":
             return None
         if scheme == "cid":
             return cid_url(url_clean(value)[4:].strip("<>")) if cid_url else None
         if scheme in REMOTE_IMAGE_SCHEMES:
             if allow_remote_images:
-                return url_clean(value)
+                return url_absolute(value)
             blocked = True
         return None
 

@@ -34,3 +34,21 @@ def url_scheme(value: str) -> str | None:
     """The URL's scheme in lower case, or None when a browser would read it as relative."""
     match = _SCHEME.match(url_clean(value))
     return match.group(0)[:-1].lower() if match else None
+
+
+def url_absolute(value: str) -> str | None:
+    """An http(s) URL written so that every page reads it the same: ``scheme://host/…``.
+
+    For a special scheme, ``http:/host/x`` and ``http:host/x`` are relative on an ``http`` page
+    (they reach our own site) but absolute on an ``https`` one: the URL Standard's "special
+    relative or authority state" depends on the page. Written out with ``//`` (the browser skips
+    any run of ``/`` and ``\\`` before the host), the URL means one thing. None without a host.
+    """
+    cleaned = url_clean(value)
+    scheme = url_scheme(cleaned)
+    if scheme not in ("http", "https"):
+        return None
+    rest = cleaned[len(scheme) + 1 :].lstrip("/\\")
+    if not rest or rest[0] in "?#@:":
+        return None
+    return f"{scheme}://{rest}"

@@ -10,7 +10,7 @@ from chatter.selectors import user_can_see_message
 from mailhub.permissions import RAW_MAIL
 
 from .models import InboundMail
-from .services import inbound_body
+from .selectors import inbound_body_shown
 
 # Inline images are served only for raster types: SVG can carry script.
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"}
@@ -70,15 +70,15 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One received mail: routing outcome, body (remote images on request) and attachments."""
     mail = _visible_mail(request, pk)
     show_images = request.GET.get("images") == "1"
-    body, blocked, attachments = inbound_body(inbound_mail=mail, allow_remote_images=show_images)
+    shown = inbound_body_shown(inbound_mail=mail, show_images=show_images)
     return render(
         request,
         "inbound/detail.html",
         {
             "mail": mail,
-            "body": body,
-            "blocked": blocked,
+            "body": shown.html,
+            "blocked": shown.remote_images_blocked,
             "show_images": show_images,
-            "attachments": attachments,
+            "attachments": shown.attachments,
         },
     )

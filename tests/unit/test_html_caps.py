@@ -8,7 +8,10 @@ already for 40,000 levels.
 import re
 import time
 
+import nh3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatter import html_caps
 from chatter.content import sanitize_email_html, sanitize_html
@@ -25,6 +28,13 @@ HOSTILE = {
     "unterminated tags": "<a" * 400_000,
     "unterminated quotes": '<a href="' * 200_000,
     "mixed": ("<div><font><i><ul><li>" * 30_000) + "deep",
+    # A style left open stays active after its block closes and is re-opened in each new one.
+    "styles left open in every block": "".join(f"<div><b id={i}>x</div>" for i in range(40_000))
+    + "deep",
+    "open styles re-opened in each paragraph": "".join(f"<b id={i}>" for i in range(16))
+    + "<p>x" * 250_000,
+    # </div> does not close past a table cell: each unit stays open in the browser.
+    "end tags that do not close past a cell": "<div><table><tr><td></div>" * 30_000 + "deep",
 }
 
 
@@ -46,6 +56,7 @@ def test_hostile_nesting_is_cut_in_bounded_time(name):
     assert took < 5, f"{name}: {took:.1f} s"
     # The tree may add what the markup implies: the reopened text styles and our notice.
     assert _depth(safe) <= html_caps.MAX_DEPTH + html_caps.MAX_OPEN_FORMATTING + 2
+    assert safe.count("<") <= 2 * html_caps.MAX_ELEMENTS + 10  # no amplification
     if "deep" in HOSTILE[name][-10:] and "unterminated" not in name:
         assert "deep" in safe  # the text is kept, only the tags beyond the cap go
     assert "Content truncated:" in safe
@@ -100,3 +111,38 @@ def test_markup_after_a_raw_text_element_is_counted_as_the_browser_reads_it(elem
     # Tags inside the raw text are text: not cut, not counted.
     inside = f"<{element}>" + "<div>" * 50 + f"</{element}><p>after</p>"
     assert html_caps.html_cap(inside, max_depth=20).html == inside
+
+
+TAG_SOUP_TAGS = [
+    "div", "p", "b", "i", "font", "a", "span", "table", "tbody", "tr", "td", "th", "ul", "ol",
+    "li", "dl", "dt", "dd", "blockquote", "pre", "h1", "select", "option", "caption", "em",
+    "h2", "button", "form", "object", "template", "svg", "math", "nobr", "code", "label",
+    "center", "thead", "colgroup", "optgroup", "marquee", "section",
+]  # fmt: skip
+_START = st.sampled_from(TAG_SOUP_TAGS).map(lambda t: f"<{t}>")
+TAG_SOUP_PIECES = st.one_of(
+    # Start tags weigh most, so that the soup gets deep.
+    *[_START] * 8,
+    st.sampled_from(TAG_SOUP_TAGS).map(lambda t: f"</{t}>"),
+    st.sampled_from(TAG_SOUP_TAGS).map(lambda t: f"<{t}/>"),
+    st.sampled_from(TAG_SOUP_TAGS).map(lambda t: f'<{t} title="a > b">'),
+    st.sampled_from(TAG_SOUP_TAGS).map(lambda t: f'<{t} a=x"y>'),
+    st.sampled_from(["x", " ", "<br>", "<!-- c -->", "<!-->", "<img>", "<hr>", "x<y>"]),
+    st.sampled_from(["<title>t</title>", "<textarea><div></textarea>", "<style><p></style>"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TAG_SOUP_PIECES, min_size=100, max_size=400))
+def test_the_tree_stays_within_twice_the_caps(pieces):
+    """Whatever the tag soup, the browser-grade parser's tree stays shallow.
+
+    The pre-pass follows the tree builder's rules where they close elements (scopes, special
+    elements, the adoption agency) but not every corner of them (misnested <a> inside <select>
+    inside <caption>…): what it misses is bounded, never growing with the length of the soup,
+    which is what keeps nh3's time linear.
+    """
+    html = "".join(pieces * 5)  # repeated: a leak that compounds would show
+    capped = html_caps.html_cap(html, max_depth=12, max_formatting=3)
+    tree = nh3.clean(capped.html, tags=set(TAG_SOUP_TAGS), attributes={}, strip_comments=True)
+    assert _depth(tree) <= 2 * (12 + 3), (html, capped.html, tree)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatter.content import sanitize_email_html
-from chatter.html_urls import url_scheme
+from chatter.html_urls import url_absolute, url_scheme
 
 HOST = "pixel.test"
 C0_OR_SPACE = [chr(code) for code in range(0x21)]
@@ -69,9 +69,10 @@ def test_every_spelling_of_a_remote_image_is_blocked(spelling):
     assert blocked, written
     assert _src_values(safe) == []
     assert 'alt="pixel"' in safe  # the reader still sees what was there
-    # With the images asked for, it is the browser's reading of the URL that loads.
+    # Asked for, the image loads from the host the browser would read, written unambiguously
+    # ("http:/host" would be a path on our own site when the page is http).
     shown, _ = sanitize_email_html(html, allow_remote_images=True)
-    assert [url_scheme(src) for src in _src_values(shown)] == [url.split(":")[0].lower()]
+    assert _src_values(shown) == [f"{url.split(':')[0].lower()}://{HOST}/p.png"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -127,3 +128,10 @@ def test_the_scheme_is_read_as_the_url_standard_says():
     assert url_scheme("1http://x") is None
     assert url_scheme("//x") is None and url_scheme("\\\\x") is None
     assert url_scheme("mailto:a@b") == "mailto"
+
+
+def test_absolute_urls_are_written_with_their_host():
+    assert url_absolute("http:/host/x") == "http://host/x"
+    assert url_absolute(" https:\\\\host\\x") == "https://host\\x"
+    assert url_absolute("http:///") is None and url_absolute("//host/x") is None
+    assert url_absolute("ftp://host/x") is None
