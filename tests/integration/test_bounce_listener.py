@@ -323,7 +323,8 @@ def test_a_large_ordinary_mail_to_the_catchall_is_refused_without_reading_it_all
     raw = (
         b"From: Carla <carla@customer.test>\r\nTo: catchall@mailhub.test\r\n"
         b"Subject: Figures\r\nMessage-ID: <figures-1@customer.test>\r\n\r\n"
-        + line * (6_000_000 // len(line))
+        + line
+        * (6_000_000 // len(line))
     )
     started = time.monotonic()
     with pytest.raises(smtplib.SMTPDataError) as refused:
