@@ -2,12 +2,17 @@
 
 Pure: takes an ``email.message.Message`` and returns a ``BounceReport``; no database, no Django.
 
-Standard delivery status notifications (RFC 3464 inside an RFC 6522 ``multipart/report``) are
-read field by field. Everything else (Exim's plain text, qmail, old Exchange, Yahoo, ...) goes
-through flufl.bounce, Mailman's detector library, which knows those formats; we only add the
-diagnostic line and the original Message-ID it does not report. The DSN is tried first because
-running flufl.bounce's heuristics on a DSN can match addresses in the quoted original
-(flufl.bounce issue #12).
+Delivery status reports (RFC 3464) are read field by field wherever their
+``message/delivery-status`` part sits (any nesting, with or without ``report-type``), whatever
+its transfer encoding, with blocks parted by lines of white space, every spelling of ``Action``
+and comments in fields. Per recipient the address we sent to comes first (``Original-Recipient``
+§2.3.1, then ``Final-Recipient``; other address types such as X.400 are not addresses). A
+report without a usable recipient, and everything else (Exim's plain text, qmail, old Exchange,
+Yahoo, GroupWise...), goes through flufl.bounce, Mailman's detector library; we only add the
+diagnostic line and the original Message-ID it does not report. The report is tried first
+because flufl.bounce's heuristics on a DSN can match addresses in the quoted original
+(flufl.bounce issue #12). ``status_severity`` says hard / soft / policy from the RFC 3463 code,
+the diagnostic words breaking ties; ``bounce_like`` tells a bounce from other mail by its form.
 """
 
 import base64
