@@ -510,9 +510,14 @@ def _action(value: str, status: str, diagnostic: str) -> str:
 
 
 def _status(value: str, diagnostic: str) -> str:
-    match = _STATUS_RE.search(_without_comments(value))
+    value = _without_comments(value)
+    match = _STATUS_RE.search(value)
     if match:
         return match[0]
+    basic = re.match(r"([45])\d\d\b", value)
+    if basic:  # "Status: 550": an SMTP reply code where the enhanced code belongs
+        detailed = _STATUS_RE.search(diagnostic)
+        return detailed[0] if detailed and detailed[1] == basic[1] else f"{basic[1]}.0.0"
     match = _STATUS_RE.search(diagnostic)
     if match:
         return match[0]
