@@ -357,37 +357,43 @@ def _human_text(message: Message) -> str:
     return ""
 
 
+# RFC 6533 (internationalised mail) has "global" twins of the report's parts.
+_ATTACHED = ("message/rfc822", "message/global")
+_REPORTS = ("message/delivery-status", "message/global-delivery-status")
+_HEADERS = ("text/rfc822-headers", "message/global-headers")
+
+
 def _own_parts(message: Message):
     """The leaf parts of the bounce, not descending into attached messages or report blocks."""
     if message.is_multipart():
         for part in message.get_payload():
             ctype = part.get_content_type()
-            if ctype in ("message/rfc822", "message/delivery-status", "text/rfc822-headers"):
+            if ctype in (*_ATTACHED, *_REPORTS, *_HEADERS, "message/feedback-report"):
                 continue
             yield from _own_parts(part)
     else:
         yield message
 
 
-def find_parts(message: Message, content_type: str):
-    """Parts of a type, anywhere in the bounce except inside an attached original."""
+def find_parts(message: Message, *content_types: str):
+    """Parts of these types, anywhere in the bounce except inside an attached original."""
     stack = [message]
     while stack:
         part = stack.pop(0)
         ctype = part.get_content_type()
-        if ctype == content_type:
+        if ctype in content_types:
             yield part
             continue
-        if ctype == "message/rfc822":
+        if ctype in _ATTACHED:
             continue
         if part.is_multipart():
             stack.extend(part.get_payload())
 
 
 _COMMENT_RE = re.compile(r"\([^()]*\)")
-# RFC 3464 §2.3.1/§2.3.2 address types that name an Internet mailbox; X.400 and the
-# rest are not addresses we sent to.
-_MAILBOX_TYPES = ("rfc822", "rfc-822", "smtp", "internet", "")
+# RFC 3464 §2.3.1/§2.3.2 address types that name an Internet mailbox (RFC 6533 adds utf-8);
+# X.400 and the rest are not addresses we sent to.
+_MAILBOX_TYPES = ("rfc822", "rfc-822", "utf-8", "smtp", "internet", "")
 _PER_RECIPIENT = ("original-recipient", "final-recipient", "action", "status")
 
 
@@ -557,7 +563,7 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
     found = False
     reporting_mta = ""
     recipients: list[RecipientReport] = []
-    for part in find_parts(message, "message/delivery-status"):
+    for part in find_parts(message, *_REPORTS):
         found = True
         for block in report_fields(report_text(part)):
             names = {name for name, _ in block}
@@ -584,12 +590,15 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
 
 def original_headers(message: Message) -> Message | None:
     """The headers of the mail that bounced, from the attached original (RFC 3462 §2)."""
-    for part in find_parts(message, "text/rfc822-headers"):
+    for part in find_parts(message, *_HEADERS):
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            return payload[0]  # message/global-headers: parsed as a message already
         return HeaderParser().parsestr(_part_text(part).lstrip())
     stack = [message]
     while stack:
         part = stack.pop(0)
-        if part.get_content_type() == "message/rfc822":
+        if part.get_content_type() in _ATTACHED:
             payload = part.get_payload()
             if isinstance(payload, list) and payload:
                 return payload[0]
@@ -735,8 +744,7 @@ def bounce_like(message: Message, *, null_sender: bool = False) -> bool:
     sender = _normalise_address(str(message.get("From", "")))
     if sender.split("@")[0] in ("mailer-daemon", "postmaster"):
         return True
-    for ctype in ("message/delivery-status", "message/feedback-report"):
-        if next(find_parts(message, ctype), None) is not None:
-            return True
+    if next(find_parts(message, *_REPORTS, "message/feedback-report"), None) is not None:
+        return True
     temporary, permanent = _flufl_failures(message)
     return bool(temporary or permanent)
