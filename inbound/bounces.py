@@ -116,11 +116,15 @@ def bounce_process(*, inbound_mail, rcpt: str, message) -> str:
     )
 
 
+# The returned copy's headers sit near the top of their part: a bounded read finds them.
+_TEXT_LIMIT = 1024 * 1024
+
+
 def _message_text(message) -> str:
-    """Everything the bounce returned, as text: headers, and every part decoded."""
+    """What the bounce returned, as text: its source, and every part decoded (each bounded)."""
     chunks = []
     try:
-        chunks.append(message.as_string())
+        chunks.append(message.as_string()[:_TEXT_LIMIT])
     except Exception:  # noqa: BLE001 - a damaged header: the decoded parts still count
         pass
     for part in message.walk():
@@ -131,7 +135,7 @@ def _message_text(message) -> str:
         except Exception:  # noqa: BLE001
             payload = None
         if isinstance(payload, bytes):
-            chunks.append(payload.decode("utf-8", errors="replace"))
+            chunks.append(payload[:_TEXT_LIMIT].decode("utf-8", errors="replace"))
     # Quoted-printable soft line breaks can cut an address in two.
     return "\n".join(chunks).replace("=\r\n", "").replace("=\n", "")
 
