@@ -151,6 +151,7 @@ class CampaignStats:
     skipped: dict[str, int]  # reason label → count, duplicates included
     processed: int
     percent: int
+    complained: int = 0  # copies reported as spam (feedback loops, RFC 5965)
 
     @property
     def skipped_total(self) -> int:
@@ -178,7 +179,9 @@ class CampaignStats:
             "canceled": self.canceled,
             "skipped": self.skipped,
             "skipped_total": self.skipped_total,
+            "complained": self.complained,
             "ratios": {
+                "complained": self.ratio(self.complained, of=self.sent + self.bounced),
                 "sent": self.ratio(self.sent),
                 "failed": self.ratio(self.failed),
                 "bounced": self.ratio(self.bounced),
@@ -194,10 +197,12 @@ def campaign_stats(*, campaign: Campaign) -> CampaignStats:
     rows = (
         CampaignRecipient.objects.filter(campaign=campaign)
         .values_list("status", "skip_reason")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"), complaints=Count("complained_at"))
         .order_by()
     )
-    for status, reason, n in rows:
+    complained = 0
+    for status, reason, n, complaints in rows:
+        complained += complaints
         if status == TraceStatus.SKIPPED:
             skipped[SkipReason(reason).label] += n
         else:
@@ -225,4 +230,5 @@ def campaign_stats(*, campaign: Campaign) -> CampaignStats:
         skipped=skipped,
         processed=processed,
         percent=percent,
+        complained=complained,
     )

@@ -168,6 +168,25 @@ def bounce_rate_chart(*, bounced: int, sent: int, rate: float) -> SafeString:
     )
 
 
+# Gmail's bulk sender guidelines: keep the spam rate under 0.1 %, never reach 0.3 %.
+COMPLAINT_WATCH, COMPLAINT_LIMIT, COMPLAINT_SCALE = 0.1, 0.3, 0.5
+
+
+def complaint_rate_chart(*, complaints: int, sent: int, rate: float) -> SafeString:
+    color = COLORS["sent"] if rate < COMPLAINT_WATCH else COLORS["bounced"]
+    if rate >= COMPLAINT_LIMIT:
+        color = COLORS["failed"]
+    return _meter(
+        value=rate,
+        limit=COMPLAINT_SCALE,
+        label=f"Complaint rate {rate:.2f}% ({complaints} of {sent} sent, 30 days)",
+        color=color,
+        title=f"Complaint rate over 30 days: {rate:.2f}%",
+        css_class="chart-complaint-rate",
+        marks=[(COMPLAINT_WATCH, "0.1% watch"), (COMPLAINT_LIMIT, "0.3% line")],
+    )
+
+
 def queue_depth_chart(states: Sequence[tuple[str, str, int]]) -> SafeString:
     """One horizontal bar per state of the outbox."""
     row_h, left, width = 26, 120, 360

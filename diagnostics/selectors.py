@@ -85,6 +85,17 @@ def bounce_rate(per_day: list[DayCount]) -> tuple[int, int, float]:
     return bounced, sent, (100.0 * bounced / sent) if sent else 0.0
 
 
+def complaint_rate(*, days: int = 30, sent: int) -> tuple[int, float]:
+    """(complaints, rate in %) over the last ``days``: feedback-loop reports per mail sent.
+
+    Complaints come from the contacts' history (RFC 5965 reports tied to one copy of ours);
+    ``sent`` is the mail sent in the same days (``bounce_rate``'s). One query.
+    """
+    start = timezone.now() - dt.timedelta(days=days)
+    complaints = BounceEvent.objects.filter(kind=BounceEventKind.COMPLAINED, at__gte=start).count()
+    return complaints, (100.0 * complaints / sent) if sent else 0.0
+
+
 def quota_today(per_day: list[DayCount]) -> tuple[int, int]:
     """(used today, daily limit); today is the last day of ``per_day``; no query."""
     return (per_day[-1].sent if per_day else 0), settings.MAILHUB_DAILY_QUOTA

@@ -17,12 +17,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     per_day = selectors.mail_per_day(days=30)
     used, limit = selectors.quota_today(per_day)
     bounced, sent, rate = selectors.bounce_rate(per_day)
+    complaints, complaint_rate = selectors.complaint_rate(days=30, sent=sent)
     states = selectors.queue_depth()
     context = {
         "mail_chart": charts.mail_per_day_chart(per_day),
         "quota_chart": charts.quota_chart(used=used, limit=limit),
         "queue_chart": charts.queue_depth_chart(states),
         "bounce_chart": charts.bounce_rate_chart(bounced=bounced, sent=sent, rate=rate),
+        "complaint_chart": charts.complaint_rate_chart(
+            complaints=complaints, sent=sent, rate=complaint_rate
+        ),
         "per_day": per_day,
         "states": states,
         "tasks": selectors.scheduled_tasks(now=now),

@@ -116,11 +116,15 @@ def bounce_process(*, inbound_mail, rcpt: str, message) -> str:
     )
 
 
+# The returned copy's headers sit near the top of their part: a bounded read finds them.
+_TEXT_LIMIT = 1024 * 1024
+
+
 def _message_text(message) -> str:
-    """Everything the bounce returned, as text: headers, and every part decoded."""
+    """What the bounce returned, as text: its source, and every part decoded (each bounded)."""
     chunks = []
     try:
-        chunks.append(message.as_string())
+        chunks.append(message.as_string()[:_TEXT_LIMIT])
     except Exception:  # noqa: BLE001 - a damaged header: the decoded parts still count
         pass
     for part in message.walk():
@@ -131,7 +135,7 @@ def _message_text(message) -> str:
         except Exception:  # noqa: BLE001
             payload = None
         if isinstance(payload, bytes):
-            chunks.append(payload.decode("utf-8", errors="replace"))
+            chunks.append(payload[:_TEXT_LIMIT].decode("utf-8", errors="replace"))
     # Quoted-printable soft line breaks can cut an address in two.
     return "\n".join(chunks).replace("=\r\n", "").replace("=\n", "")
 
@@ -284,7 +288,7 @@ def _unproven(
             report=report,
             inbound_id=inbound_id,
             why=why,
-            address=",".join(recipient_report.candidates),
+            recipient_report=recipient_report,
         )
     for contact in contacts:
         contact_bounce_unverified(
@@ -301,9 +305,16 @@ def _unproven(
         to=rcpt,
         inbound=inbound_id,
         status=recipient_report.status,
+        severity=recipient_report.severity,
         reason=why,
     )
-    return f"bounce.unverified: {','.join(recipient_report.candidates)} ({why})"
+    return f"bounce.unverified: {_named(recipient_report)} ({why})"
+
+
+def _named(recipient_report: RecipientReport) -> str:
+    """``addresses status severity``: what a recipient block said, for the stored outcome."""
+    addresses = ",".join(recipient_report.candidates)
+    return f"{addresses} {recipient_report.status or '-'} {recipient_report.severity}"
 
 
 def _message_id_is_ours(report: BounceReport) -> bool:
@@ -467,16 +478,31 @@ def _delayed(*, rcpt: str, report: BounceReport, inbound_id) -> str:
     return f"bounce.delayed: {addresses} (a warning, not a bounce)"
 
 
-def _unmatched(*, rcpt: str, report: BounceReport, inbound_id, why: str, address: str = "") -> str:
+def _unmatched(
+    *,
+    rcpt: str,
+    report: BounceReport,
+    inbound_id,
+    why: str,
+    recipient_report: RecipientReport | None = None,
+) -> str:
+    addresses = (
+        ",".join(recipient_report.candidates)
+        if recipient_report is not None
+        else ",".join(r.address for r in report.recipients)
+    )
     log_event(
         logger,
         "bounce.unmatched",
         message_id=report.original_message_id,
-        rcpt=address or ",".join(r.address for r in report.recipients),
+        rcpt=addresses,
         to=rcpt,
         inbound=inbound_id,
+        status=recipient_report.status if recipient_report is not None else "",
         reason=why,
     )
+    if recipient_report is not None:
+        return f"bounce.unmatched: {_named(recipient_report)} ({why})"
     return f"bounce.unmatched: {why}"
 
 

@@ -2,12 +2,17 @@
 
 Pure: takes an ``email.message.Message`` and returns a ``BounceReport``; no database, no Django.
 
-Standard delivery status notifications (RFC 3464 inside an RFC 6522 ``multipart/report``) are
-read field by field. Everything else (Exim's plain text, qmail, old Exchange, Yahoo, ...) goes
-through flufl.bounce, Mailman's detector library, which knows those formats; we only add the
-diagnostic line and the original Message-ID it does not report. The DSN is tried first because
-running flufl.bounce's heuristics on a DSN can match addresses in the quoted original
-(flufl.bounce issue #12).
+Delivery status reports (RFC 3464) are read field by field wherever their
+``message/delivery-status`` part sits (any nesting, with or without ``report-type``), whatever
+its transfer encoding, with blocks parted by lines of white space, every spelling of ``Action``
+and comments in fields. Per recipient the address we sent to comes first (``Original-Recipient``
+§2.3.1, then ``Final-Recipient``; other address types such as X.400 are not addresses). A
+report without a usable recipient, and everything else (Exim's plain text, qmail, old Exchange,
+Yahoo, GroupWise...), goes through flufl.bounce, Mailman's detector library; we only add the
+diagnostic line and the original Message-ID it does not report. The report is tried first
+because flufl.bounce's heuristics on a DSN can match addresses in the quoted original
+(flufl.bounce issue #12). ``status_severity`` says hard / soft / policy from the RFC 3463 code,
+the diagnostic words breaking ties; ``bounce_like`` tells a bounce from other mail by its form.
 """
 
 import base64
@@ -319,37 +324,43 @@ def _human_text(message: Message) -> str:
     return ""
 
 
+# RFC 6533 (internationalised mail) has "global" twins of the report's parts.
+_ATTACHED = ("message/rfc822", "message/global")
+_REPORTS = ("message/delivery-status", "message/global-delivery-status")
+_HEADERS = ("text/rfc822-headers", "message/global-headers")
+
+
 def _own_parts(message: Message):
     """The leaf parts of the bounce, not descending into attached messages or report blocks."""
     if message.is_multipart():
         for part in message.get_payload():
             ctype = part.get_content_type()
-            if ctype in ("message/rfc822", "message/delivery-status", "text/rfc822-headers"):
+            if ctype in (*_ATTACHED, *_REPORTS, *_HEADERS, "message/feedback-report"):
                 continue
             yield from _own_parts(part)
     else:
         yield message
 
 
-def find_parts(message: Message, content_type: str):
-    """Parts of a type, anywhere in the bounce except inside an attached original."""
+def find_parts(message: Message, *content_types: str):
+    """Parts of these types, anywhere in the bounce except inside an attached original."""
     stack = [message]
     while stack:
         part = stack.pop(0)
         ctype = part.get_content_type()
-        if ctype == content_type:
+        if ctype in content_types:
             yield part
             continue
-        if ctype == "message/rfc822":
+        if ctype in _ATTACHED:
             continue
         if part.is_multipart():
             stack.extend(part.get_payload())
 
 
 _COMMENT_RE = re.compile(r"\([^()]*\)")
-# RFC 3464 §2.3.1/§2.3.2 address types that name an Internet mailbox; X.400 and the
-# rest are not addresses we sent to.
-_MAILBOX_TYPES = ("rfc822", "rfc-822", "smtp", "internet", "")
+# RFC 3464 §2.3.1/§2.3.2 address types that name an Internet mailbox (RFC 6533 adds utf-8);
+# X.400 and the rest are not addresses we sent to.
+_MAILBOX_TYPES = ("rfc822", "rfc-822", "utf-8", "smtp", "internet", "")
 _PER_RECIPIENT = ("original-recipient", "final-recipient", "action", "status")
 
 
@@ -472,9 +483,14 @@ def _action(value: str, status: str, diagnostic: str) -> str:
 
 
 def _status(value: str, diagnostic: str) -> str:
-    match = _STATUS_RE.search(_without_comments(value))
+    value = _without_comments(value)
+    match = _STATUS_RE.search(value)
     if match:
         return match[0]
+    basic = re.match(r"([45])\d\d\b", value)
+    if basic:  # "Status: 550": an SMTP reply code where the enhanced code belongs
+        detailed = _STATUS_RE.search(diagnostic)
+        return detailed[0] if detailed and detailed[1] == basic[1] else f"{basic[1]}.0.0"
     match = _STATUS_RE.search(diagnostic)
     if match:
         return match[0]
@@ -514,7 +530,7 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
     found = False
     reporting_mta = ""
     recipients: list[RecipientReport] = []
-    for part in find_parts(message, "message/delivery-status"):
+    for part in find_parts(message, *_REPORTS):
         found = True
         for block in report_fields(report_text(part)):
             names = {name for name, _ in block}
@@ -541,12 +557,15 @@ def _delivery_status(message: Message) -> tuple[bool, str, list[RecipientReport]
 
 def original_headers(message: Message) -> Message | None:
     """The headers of the mail that bounced, from the attached original (RFC 3462 §2)."""
-    for part in find_parts(message, "text/rfc822-headers"):
+    for part in find_parts(message, *_HEADERS):
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            return payload[0]  # message/global-headers: parsed as a message already
         return HeaderParser().parsestr(_part_text(part).lstrip())
     stack = [message]
     while stack:
         part = stack.pop(0)
-        if part.get_content_type() == "message/rfc822":
+        if part.get_content_type() in _ATTACHED:
             payload = part.get_payload()
             if isinstance(payload, list) and payload:
                 return payload[0]
@@ -692,8 +711,7 @@ def bounce_like(message: Message, *, null_sender: bool = False) -> bool:
     sender = _normalise_address(str(message.get("From", "")))
     if sender.split("@")[0] in ("mailer-daemon", "postmaster"):
         return True
-    for ctype in ("message/delivery-status", "message/feedback-report"):
-        if next(find_parts(message, ctype), None) is not None:
-            return True
+    if next(find_parts(message, *_REPORTS, "message/feedback-report"), None) is not None:
+        return True
     temporary, permanent = _flufl_failures(message)
     return bool(temporary or permanent)

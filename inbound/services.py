@@ -60,6 +60,7 @@ from .routing import (
 
 logger = logging.getLogger("mailhub.inbound")
 MAX_PROCESS_ATTEMPTS = 5
+BOUNCE_SNIFF_BYTES = 128 * 1024
 
 
 # --- RCPT ---------------------------------------------------------------------------------------
@@ -356,7 +357,11 @@ def _catchall_bounce_like(delivery: Delivery, facts: HeaderFacts, *, is_reply: b
     if facts.from_mailer_daemon:
         return True
     null_sender = delivery.mail_from.strip() in ("", "<>")
-    return bounce_like(message_object(delivery.raw), null_sender=null_sender)
+    if null_sender:
+        return True
+    # This runs before the 250: flufl.bounce's heuristics read only the head of the message
+    # (a bounce's own words come first), so a large mail costs no more than a small one.
+    return bounce_like(message_object(delivery.raw[:BOUNCE_SNIFF_BYTES]))
 
 
 def _route_delivery(

@@ -178,3 +178,19 @@ def test_unverified_reports_stay_out_of_the_blacklist_window(posted):
 
     assert contact_hard_bounces_in_window(contact=bob.contact) == 0
     assert BounceEvent.objects.get(contact=bob.contact).kind == BounceEventKind.UNVERIFIED
+
+
+def test_the_contact_page_shows_an_unverified_report_as_such(posted, client, staff_user):
+    bob, alice = posted
+    forged = bounces.postfix_dsn(
+        message_id=mail_id_of(bob), recipient="bob@customer.test", sender=verp_for(alice)
+    )
+    bounce_process(inbound_mail=None, rcpt="bounce@mailhub.test", message=forged)
+    client.force_login(staff_user)
+
+    page = client.get(f"/contacts/{bob.contact.pk}/").content.decode()
+
+    assert '<tr class="event-unverified">' in page
+    assert "Reported, not verified" in page
+    assert "carries no VERP token of that recipient" in page
+    assert 'id="contact-bouncing"' not in page

@@ -309,3 +309,26 @@ def test_ordinary_mail_to_the_catchall_is_still_refused(mail_domain, inbound_lis
     with pytest.raises(smtplib.SMTPDataError) as refused:
         send(listener.port, mail, mail_from="carla@customer.test", to=["catchall@mailhub.test"])
     assert refused.value.smtp_code == 550
+
+
+def test_a_large_ordinary_mail_to_the_catchall_is_refused_without_reading_it_all(
+    mail_domain, inbound_listener
+):
+    """Telling a bounce from other mail happens before the 250: it reads only the head."""
+    import smtplib
+    import time
+
+    listener = inbound_listener()
+    line = b"Quarterly figures, 550 5.1.1 and user@x.test mentioned in passing.\r\n"
+    raw = (
+        b"From: Carla <carla@customer.test>\r\nTo: catchall@mailhub.test\r\n"
+        b"Subject: Figures\r\nMessage-ID: <figures-1@customer.test>\r\n\r\n"
+        + line
+        * (6_000_000 // len(line))
+    )
+    started = time.monotonic()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        with smtp_client(listener.port) as client:
+            client.sendmail("carla@customer.test", ["catchall@mailhub.test"], raw)
+    assert refused.value.smtp_code == 550
+    assert time.monotonic() - started < 5

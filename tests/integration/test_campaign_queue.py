@@ -154,6 +154,7 @@ def test_skips_are_counted_by_reason_and_not_mailed():
         "Blacklisted Address": 1,
         "Opted Out": 1,
         "Invalid Email": 1,
+        "Complained": 0,
         "Duplicate Email": 1,
     }
     outbox_report(campaign=campaign)

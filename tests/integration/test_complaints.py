@@ -198,3 +198,31 @@ def test_reports_to_abuse_and_fbl_through_the_listener(mail_domain, inbound_list
                 b"From: carla@customer.test\r\nSubject: hi\r\n\r\nhello\r\n",
             )
     assert refused.value.smtp_code == 550
+
+
+@pytest.mark.django_db
+def test_the_pages_show_the_complaint(sent_campaign, client, staff_user):
+    campaign, members, traces = sent_campaign
+    Campaign.objects.filter(pk=campaign.pk).update(state="sending")
+    mail, verp = _copy(traces[0])
+    bounce_process(
+        inbound_mail=None,
+        rcpt=verp,
+        message=arf_report(message_id=mail.message_id, recipient=traces[0].email, sender=verp),
+    )
+    client.force_login(staff_user)
+
+    contact = Contact.objects.get(email=traces[0].email)
+    page = client.get(f"/contacts/{contact.pk}/").content.decode()
+    assert 'id="contact-complained"' in page
+    assert "Complained (marked as spam)" in page
+    assert "Feedback report (abuse) from Yahoo!-Mail-Feedback/2.0" in page
+
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    assert 'id="paused-reason"' in page
+    assert "1 of 4 delivered mails were reported as spam (25.0%)" in page
+    assert '<td id="stat-complained">1</td>' in page
+
+    page = client.get("/ops/").content.decode()
+    assert "Complaint rate" in page and "0.3% line" in page
+    assert "(1 of " in page.split('id="complaint-rate"')[1]

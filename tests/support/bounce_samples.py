@@ -44,6 +44,7 @@ def _report_message(
     wrap_mixed: bool = False,
     extra_headers: str = "",
     original_type: str = "text/rfc822-headers",
+    report_part: str = "message/delivery-status",
 ) -> bytes:
     """An RFC 6522 report: the human part, the delivery-status part, the returned original."""
     boundary = f"=_report_{_unique()}"
@@ -60,7 +61,7 @@ def _report_message(
         "Content-Description: Notification\n\n"
         f"{human}\n\n"
         f"--{boundary}\n"
-        "Content-Type: message/delivery-status\n"
+        f"Content-Type: {report_part}\n"
         f"Content-Transfer-Encoding: {report_encoding}\n"
         "Content-Description: Delivery report\n\n"
         f"{body}\n"
@@ -708,6 +709,28 @@ def full_original_attached(*, message_id: str, recipient: str, sender: str) -> b
     )
 
 
+def postfix_smtputf8(*, message_id: str, recipient: str, sender: str) -> bytes:
+    """Postfix for internationalised mail: RFC 6533 global report, ``utf-8`` address type."""
+    return _report_message(
+        sender=sender,
+        daemon="MAILER-DAEMON@mx.utf8.test (Mail Delivery System)",
+        subject="Undelivered Mail Returned to Sender",
+        human="Your message could not be delivered to one or more recipients.",
+        report=(
+            "Reporting-MTA: dns; mx.utf8.test\n\n"
+            f"Final-Recipient: utf-8; {recipient}\n"
+            f"Original-Recipient: utf-8; {recipient}\n"
+            "Action: failed\n"
+            "Status: 5.1.1\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 Benutzer unbekannt (user unknown)\n"
+        ),
+        outer="multipart/report; report-type=global-delivery-status",
+        report_part="message/global-delivery-status",
+        original_type="message/global-headers",
+        original=_headers(message_id, sender, recipient),
+    )
+
+
 SAMPLES: list[Sample] = [
     Sample("postfix", bounces.postfix_dsn, HARD),
     Sample("exim", bounces.exim_bounce, HARD),
@@ -742,6 +765,7 @@ SAMPLES: list[Sample] = [
     Sample("reputation-block", reputation_block, POLICY),
     Sample("outlook-mailbox-unavailable", outlook_mailbox_unavailable, HARD),
     Sample("full-original-attached", full_original_attached, HARD),
+    Sample("postfix-smtputf8-global", postfix_smtputf8, HARD),
 ]
 
 

@@ -91,6 +91,25 @@ def test_a_missing_action_is_read_from_the_status_class():
     assert (recipient.action, recipient.severity) == (FAILED, HARD)
 
 
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "read", "severity"),
+    [
+        ("550", "smtp; 550 5.1.1 no such user", "5.1.1", HARD),
+        ("554", "smtp; 554 rejected as spam", "5.0.0", POLICY),
+        ("452", "", "4.0.0", SOFT),
+    ],
+)
+def test_an_smtp_reply_code_in_the_status_field(status, diagnostic, read, severity):
+    report = parse(
+        dsn(
+            f"Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822;{BOB}\nAction: failed\n"
+            f"Status: {status}\n" + (f"Diagnostic-Code: {diagnostic}\n" if diagnostic else "")
+        )
+    )
+    [failed] = report.failed
+    assert (failed.status, failed.severity) == (read, severity)
+
+
 def test_a_quoted_printable_report_with_space_filled_separators_keeps_both_blocks():
     raw = bounce_samples.postfix_quoted_printable(message_id=MID, recipient=BOB, sender=VERP)
     assert b"Content-Transfer-Encoding: quoted-printable" in raw

@@ -171,6 +171,34 @@ def test_catchall_without_reply_is_refused_550_511():
     assert decision.decision == Decision.REFUSED
 
 
+def test_bounce_like_mail_to_the_catchall_is_a_bounce_but_a_reply_stays_a_reply():
+    catchall = {"address": "catchall@mailhub.test", "kind": RcptKind.CATCHALL}
+    assert _route(_mail(bounce_like=True), **catchall).decision == Decision.BOUNCE
+    assert _route(_mail(bounce_like=True), **catchall, reply_target=(3, 4)).decision == (
+        Decision.REPLY
+    )
+    assert _route(_mail(), **catchall).code == 550
+
+
+def test_abuse_and_fbl_take_reports_only():
+    for local in ("abuse", "fbl", "ABUSE"):
+        decision = rcpt_decide(address=f"{local}@mailhub.test", domain=DOMAIN, alias=None)
+        assert (decision.accepted, decision.kind) == (True, RcptKind.FEEDBACK)
+    # An alias of that name wins: the domain decided to read abuse@ itself.
+    abuse_alias = AliasConfig(
+        pk=2, local_part="abuse", model_id=7, record_id=None, contact_security="everyone"
+    )
+    assert (
+        rcpt_decide(address="abuse@mailhub.test", domain=DOMAIN, alias=abuse_alias).kind
+        == RcptKind.ALIAS
+    )
+    feedback = {"address": "abuse@mailhub.test", "kind": RcptKind.FEEDBACK}
+    assert _route(_mail(bounce_like=True), **feedback).decision == Decision.BOUNCE
+    assert _route(_mail(is_dsn=True), **feedback).decision == Decision.BOUNCE
+    refused = _route(_mail(), **feedback)
+    assert refused.code == 550 and "feedback reports" in refused.reply
+
+
 def test_alias_creates_or_posts():
     assert _route(alias=SUPPORT).decision == Decision.ALIAS_NEW
     on_record = AliasConfig(**{**SUPPORT.__dict__, "record_id": 9})
