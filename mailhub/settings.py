@@ -27,6 +27,10 @@ if not SECRET_KEY:
             "(or DJANGO_DEBUG=1 for a development key)."
         )
     SECRET_KEY = "mailhub-development-only-key-never-use-in-production"
+# Older secret keys still accepted after a rotation (sessions, signed links, stored secrets).
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+# The key relay passwords are encrypted with (derived); empty: derived from DJANGO_SECRET_KEY.
+MAILHUB_ENCRYPTION_KEY = env.str("MAILHUB_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL of the web app, used in links inside outgoing mail (unsubscribe, records).
