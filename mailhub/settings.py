@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from mailhub.devsecret import dev_secret_key
+
 env = environ.Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,7 +28,8 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set: set it in the environment "
             "(or DJANGO_DEBUG=1 for a development key)."
         )
-    SECRET_KEY = "mailhub-development-only-key-never-use-in-production"
+    # Development only: a random key made on first start and kept in var/ (one per install).
+    SECRET_KEY = dev_secret_key(path=VAR_DIR / "dev-secret-key")
 # Older secret keys still accepted after a rotation (sessions, signed links, stored secrets).
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 # The key relay passwords are encrypted with (derived); empty: derived from DJANGO_SECRET_KEY.
