@@ -180,6 +180,9 @@ SECURE_CSP = {
 # The received-mail page may show remote images when the reader asks for them ("Show images";
 # the sanitiser decides which ``src`` survive); everything else as above.
 MAILHUB_CSP_REMOTE_IMAGES = {**SECURE_CSP, "img-src": [CSP.SELF, "data:", "https:", "http:"]}
+# A campaign's preview shows the newsletter as it will be mailed: its remote images and inline
+# style attributes (mail clients know no stylesheets). Scripts stay refused.
+MAILHUB_CSP_MAIL_PREVIEW = {**MAILHUB_CSP_REMOTE_IMAGES, "style-src-attr": [CSP.UNSAFE_INLINE]}
 
 # --- Celery -------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"

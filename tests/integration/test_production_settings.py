@@ -14,6 +14,8 @@ import pytest
 import yaml
 from django.test import Client
 
+from campaigns.models import Campaign
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -133,3 +135,17 @@ def test_production_redirects_http_but_not_the_health_probe(settings):
     assert client.get("/healthz").status_code in (200, 503)
     secure = client.get("/login/", secure=True)
     assert secure.status_code == 200
+
+
+@pytest.mark.django_db
+def test_mail_previews_may_show_remote_images_but_never_run_script(staff_user):
+    campaign = Campaign.objects.create(subject="Spring", body_html="<p>hi</p>")
+    client = Client()
+    client.force_login(staff_user)
+    policy = client.get(campaign.get_absolute_url())["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    assert directives["script-src"] == "'self'" and "https:" in directives["img-src"]
+    assert directives["style-src-attr"] == "'unsafe-inline'"
+    # Everywhere else remote images stay refused by the policy.
+    home = client.get("/")["Content-Security-Policy"]
+    assert "img-src 'self' data:;" in home + ";" and "https:" not in home
