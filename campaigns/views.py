@@ -3,6 +3,7 @@
 Thin adapters: parse, call one service or selector, answer.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -10,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -81,6 +83,7 @@ def _detail(request: HttpRequest, campaign: Campaign, *, form=None, schedule_for
 
 @page_permission_required(CAMPAIGNS_VIEW)
 @require_GET
+@csp_override(settings.MAILHUB_CSP_MAIL_PREVIEW)
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail(request, get_object_or_404(Campaign, pk=pk))
 

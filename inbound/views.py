@@ -1,9 +1,11 @@
 """Pages of inbound mail: the stored source (staff), inline images, and remote images on demand."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from chatter.selectors import user_can_see_message
@@ -66,6 +68,7 @@ def cid(request: HttpRequest, pk: int, content_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
+@csp_override(settings.MAILHUB_CSP_REMOTE_IMAGES)
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One received mail: routing outcome, body (remote images on request) and attachments."""
     mail = _visible_mail(request, pk)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from mailhub.devsecret import dev_secret_key
 
 env = environ.Env()
 
@@ -25,7 +28,12 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set: set it in the environment "
             "(or DJANGO_DEBUG=1 for a development key)."
         )
-    SECRET_KEY = "mailhub-development-only-key-never-use-in-production"
+    # Development only: a random key made on first start and kept in var/ (one per install).
+    SECRET_KEY = dev_secret_key(path=VAR_DIR / "dev-secret-key")
+# Older secret keys still accepted after a rotation (sessions, signed links, stored secrets).
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+# The key relay passwords are encrypted with (derived); empty: derived from DJANGO_SECRET_KEY.
+MAILHUB_ENCRYPTION_KEY = env.str("MAILHUB_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL of the web app, used in links inside outgoing mail (unsubscribe, records).
@@ -52,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Serves static files from the app itself (gunicorn in compose), no CDN, no separate server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,7 +126,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("MAILHUB_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("MAILHUB_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe the count: an attacker with an account of their own could otherwise
+# reset their address's count between guesses at someone else's password.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "mailhub.lockout.lockout_response"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -138,6 +149,40 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- HTTPS: on by default in production (DJANGO_DEBUG=0), each one settable ---------------------
+# Plain HTTP is redirected to HTTPS, except the health probe (orchestrators call it over HTTP
+# inside their network).
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (only when the proxy sets it).
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG
+)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+# Content-Security-Policy (Django's ContentSecurityPolicyMiddleware): scripts and styles only
+# from our own static files, never inline; no plugins, no framing, forms post only to us.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+# The received-mail page may show remote images when the reader asks for them ("Show images";
+# the sanitiser decides which ``src`` survive); everything else as above.
+MAILHUB_CSP_REMOTE_IMAGES = {**SECURE_CSP, "img-src": [CSP.SELF, "data:", "https:", "http:"]}
+# A campaign's preview shows the newsletter as it will be mailed: its remote images and inline
+# style attributes (mail clients know no stylesheets). Scripts stay refused.
+MAILHUB_CSP_MAIL_PREVIEW = {**MAILHUB_CSP_REMOTE_IMAGES, "style-src-attr": [CSP.UNSAFE_INLINE]}
 
 # --- Celery -------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"

@@ -4,7 +4,7 @@ import socket
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -49,16 +49,31 @@ def _check_listener() -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
+def _sees_health_details(request: HttpRequest) -> bool:
+    try:
+        return request.user.has_perm(OPERATIONS)
+    except DatabaseError:
+        return False  # the session cannot be read while the database is down: treat as public
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Up or down for anyone (the orchestrator's probe); which part failed, and why, for staff.
+
+    The details (error texts, host names, the listener's banner) help an attacker map the
+    installation, so an anonymous probe gets only the status and the code.
+    """
     checks = {
         "database": _check_database(),
         "broker": _check_broker(),
         "listener": _check_listener(),
     }
-    body = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}
     healthy = all(ok for ok, _ in checks.values())
+    status = 200 if healthy else 503
+    if not _sees_health_details(request):
+        return JsonResponse({"status": "up" if healthy else "down"}, status=status)
+    body = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}
     body["status"] = "ok" if healthy else "degraded"
-    return JsonResponse(body, status=200 if healthy else 503, json_dumps_params={"indent": 1})
+    return JsonResponse(body, status=status, json_dumps_params={"indent": 1})
 
 
 @page_permission_required(OPERATIONS)

@@ -312,8 +312,50 @@ class OutgoingMailAdmin(admin.ModelAdmin):
             )
 
 
+class MailServerForm(forms.ModelForm):
+    """The password is write-only: never sent back to the browser; left empty, it is kept."""
+
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave empty to keep the current password.",
+    )
+    clear_password = forms.BooleanField(
+        required=False, label="Remove the password", help_text="Log in without a password."
+    )
+
+    class Meta:
+        model = MailServer
+        fields = [
+            "name",
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "clear_password",
+            "from_filter",
+            "priority",
+            "active",
+        ]
+
+    def clean_password(self) -> str:
+        typed = self.cleaned_data.get("password", "")
+        if not typed and self.instance.pk:
+            return self.instance.password
+        return typed
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_password"):
+            cleaned["password"] = ""
+        return cleaned
+
+
 @admin.register(MailServer)
 class MailServerAdmin(admin.ModelAdmin):
+    form = MailServerForm
     list_display = ("name", "host", "port", "security", "from_filter", "priority", "active")
     list_filter = ("active", "security")
     search_fields = ("name", "host", "from_filter")

@@ -9,6 +9,8 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
+from mailhub.encryption import EncryptedTextField
+
 
 class MailState(models.TextChoices):
     OUTGOING = "outgoing", "Outgoing"
@@ -33,7 +35,8 @@ class MailServer(models.Model):
     port = models.PositiveIntegerField(default=25)
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.NONE)
     username = models.CharField(max_length=255, blank=True)
-    password = models.CharField(max_length=255, blank=True)
+    # Encrypted at rest (the relay needs it back, so a hash will not do); see mailhub.encryption.
+    password = EncryptedTextField(blank=True)
     from_filter = models.CharField(
         max_length=255,
         blank=True,

@@ -74,3 +74,15 @@ def test_nine_failures_do_not_lock_and_the_count_forgets_after_the_cool_off(staf
     AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
     response = _attempt(Client(), "site", "staff", "staff-password", ip="192.0.2.8")
     assert response.status_code == 302
+
+
+def test_logging_in_to_an_own_account_does_not_reset_the_count_of_the_address(
+    staff_user, plain_user
+):
+    """An attacker with an account of their own cannot wipe their address's failures."""
+    client = Client()
+    for n in range(9):
+        _attempt(client, "site", "staff", f"guess{n}", ip="203.0.113.9")
+    own = _attempt(Client(), "site", "user", "user-password", ip="203.0.113.9")
+    assert own.status_code == 302
+    assert _attempt(client, "site", "staff", "guess9", ip="203.0.113.9").status_code == 429
