@@ -333,19 +333,38 @@
       .catch(function () { announce("The delivery details could not be loaded: reload the page and try again."); });
   });
 
-  // Place the recipients popover under its envelope (the browser centres popovers otherwise).
-  document.addEventListener("toggle", function (event) {
-    var pop = event.target;
-    if (!pop.classList || !pop.classList.contains("envelope-popover") || event.newState !== "open") return;
+  // The recipients popover sits under its envelope (above it when there is no room below),
+  // inside the viewport, and follows the envelope while the page scrolls or resizes.
+  var openPopover = null;
+
+  function placePopover(pop) {
     var button = document.querySelector("[popovertarget='" + pop.id + "']");
-    if (!button) return;
+    if (!button || !document.contains(button)) { if (pop.hidePopover) pop.hidePopover(); return; }
     var box = button.getBoundingClientRect();
-    var left = Math.max(8, Math.min(box.left, window.innerWidth - pop.offsetWidth - 8));
+    var margin = 8;
     pop.style.inset = "auto";
     pop.style.margin = "0";
-    pop.style.top = Math.round(box.bottom + 4) + "px";
+    pop.style.maxHeight = Math.max(120, window.innerHeight - 2 * margin) + "px";
+    pop.style.overflow = "auto";
+    var height = pop.offsetHeight;
+    var width = pop.offsetWidth;
+    var below = window.innerHeight - box.bottom - margin;
+    var top = below >= height + 4 || box.top < height + 4 ? box.bottom + 4 : box.top - height - 4;
+    top = Math.max(margin, Math.min(top, window.innerHeight - height - margin));
+    var left = Math.max(margin, Math.min(box.right - width, window.innerWidth - width - margin));
+    pop.style.top = Math.round(top) + "px";
     pop.style.left = Math.round(left) + "px";
+  }
+
+  document.addEventListener("toggle", function (event) {
+    var pop = event.target;
+    if (!pop.classList || !pop.classList.contains("envelope-popover")) return;
+    if (event.newState === "open") { openPopover = pop; placePopover(pop); }
+    else if (openPopover === pop) openPopover = null;
   }, true);
+  ["scroll", "resize"].forEach(function (type) {
+    window.addEventListener(type, function () { if (openPopover) placePopover(openPopover); }, { passive: true, capture: true });
+  });
 
   schedulePoll(true);
 

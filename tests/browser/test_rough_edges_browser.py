@@ -60,3 +60,47 @@ def test_a_5_mb_campaign_body_is_refused_with_the_limit_and_kept(login_page, sta
     expect(page.get_by_role("alert").filter(has_text="the limit is 2 MB")).to_be_visible()
     assert body.evaluate("el => el.value.length") >= FIVE_MB - 28
     assert not Campaign.objects.exists()
+
+
+def test_delivery_popover_follows_its_envelope_inside_the_window(login_page, staff_user):
+    from chatter.models import NotificationStatus
+    from chatter.services import contact_for_user
+    from tests.support.chatter import ContactFactory
+    from tests.support.envelope import message_with_statuses
+
+    ticket = record_create(model=Ticket, title="Many messages", created_by=staff_user)
+    people = [ContactFactory(name=f"Person {i}", email=f"p{i}@customer.test") for i in range(6)]
+    author = contact_for_user(user=staff_user)
+    for index in range(6):
+        message_with_statuses(
+            record=ticket,
+            author=author,
+            statuses={p: NotificationStatus.SENT for p in people},
+            body=f"<p>Update number {index}</p>",
+        )
+    page = login_page(staff_user, "staff-password", viewport=(1280, 700))
+    page.goto(_origin(page) + ticket.get_absolute_url())
+    message = page.get_by_role("article").filter(has_text="Update number 1")
+    envelope = message.get_by_role("button", name="Delivery status")
+    # Bring the envelope near the bottom of the window, where a popover below would be cut.
+    envelope.evaluate("b => window.scrollBy(0, b.getBoundingClientRect().top - 600)")
+    assert 560 < envelope.bounding_box()["y"] < 640
+    envelope.focus()
+    page.keyboard.press("Enter")
+    popover = page.get_by_role("dialog", name="Delivery status").filter(has_text="Person 5")
+    expect(popover).to_be_visible()
+
+    def check() -> None:
+        pop, env = popover.bounding_box(), envelope.bounding_box()
+        assert pop["y"] >= 0 and pop["y"] + pop["height"] <= 700 + 0.5, pop
+        assert pop["x"] >= 0 and pop["x"] + pop["width"] <= 1280 + 0.5, pop
+        touching = (
+            abs(pop["y"] - (env["y"] + env["height"])) < 12
+            or abs(pop["y"] + pop["height"] - env["y"]) < 12
+        )
+        assert touching, f"popover {pop} is not at its envelope {env}"
+
+    check()
+    page.evaluate("window.scrollBy(0, -60)")
+    page.wait_for_timeout(100)
+    check()
