@@ -104,3 +104,30 @@ def test_delivery_popover_follows_its_envelope_inside_the_window(login_page, sta
     page.evaluate("window.scrollBy(0, -60)")
     page.wait_for_timeout(100)
     check()
+
+
+def test_composer_offers_to_create_a_contact_and_warns_about_note_mentions(login_page, staff_user):
+    from chatter.models import Contact
+    from tests.support.chatter import ContactFactory
+
+    ticket = record_create(model=Ticket, title="Who to tell", created_by=staff_user)
+    ContactFactory(name="Carla Customer", email="carla@customer.test")
+    page = login_page(staff_user, "staff-password")
+    page.goto(_origin(page) + ticket.get_absolute_url())
+
+    page.get_by_role("textbox", name="Message").fill("Please have a look.")
+    page.get_by_label("or by address").fill("nora@partner.test")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("No contact has the address nora@partner.test")).to_be_visible()
+    page.get_by_label("Create a contact for each new address and notify them").check()
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("article").filter(has_text="Please have a look.")).to_be_visible()
+    assert Contact.objects.filter(email="nora@partner.test").exists()
+
+    page.get_by_label("Log note").check()
+    expect(page.get_by_text("A log note reaches internal users only")).to_be_visible()
+    page.get_by_role("textbox", name="Message").fill("Carla called again.")
+    page.get_by_label("or by address").fill("carla@customer.test")
+    page.get_by_role("button", name="Log", exact=True).click()
+    expect(page.get_by_text("Carla Customer would not be notified")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("Carla called again.")

@@ -149,13 +149,34 @@ def test_mentions_notify_contacts_who_do_not_follow(staff_client, ticket):
     assert not Follower.objects.filter(contact__in=[outsider, other]).exists()
 
 
-def test_mention_of_an_unknown_address_says_what_to_do(staff_client, ticket):
+def test_mention_of_an_unknown_address_offers_to_create_the_contact(staff_client, ticket):
+    post = {"action": "message", "body": "hi", "mention_emails": "Nora@Nowhere.test"}
+    response = staff_client.post(_url(ticket, "post/"), post)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "No contact has the address nora@nowhere.test" in page
+    assert 'name="create_contacts"' in page and 'value="Nora@Nowhere.test"' in page
+    assert not Message.objects.exists()
+
+    response = staff_client.post(_url(ticket, "post/"), {**post, "create_contacts": "on"})
+    assert response.status_code == 302
+    nora = Contact.objects.get(email="nora@nowhere.test")
+    assert list(Message.objects.get().notifications.values_list("contact", flat=True)) == [nora.pk]
+
+
+def test_a_note_mentioning_a_customer_says_it_will_not_be_mailed(staff_client, ticket):
+    carla = ContactFactory(name="Carla Customer", email="carla@customer.test")
     response = staff_client.post(
         _url(ticket, "post/"),
-        {"action": "message", "body": "hi", "mention_emails": "nobody@nowhere.test"},
+        {"action": "note", "body": "Call Carla back", "mentions": [carla.pk]},
     )
     assert response.status_code == 400
-    assert "No contact with the address nobody@nowhere.test" in response.content.decode()
+    page = response.content.decode()
+    assert (
+        "A log note is never mailed to customers, so Carla Customer would not be notified" in page
+    )
+    assert "Call Carla back" in page
+    assert not Message.objects.exists()
 
 
 def test_attachments_are_stored_and_downloaded_safely(staff_client, client, ticket):
