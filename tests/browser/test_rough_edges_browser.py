@@ -131,3 +131,47 @@ def test_composer_offers_to_create_a_contact_and_warns_about_note_mentions(login
     page.get_by_role("button", name="Log", exact=True).click()
     expect(page.get_by_text("Carla Customer would not be notified")).to_be_visible()
     expect(page.get_by_role("textbox", name="Message")).to_have_value("Carla called again.")
+
+
+def test_contact_pickers_are_aria_comboboxes(login_page, staff_user):
+    from chatter.models import Follower
+    from tests.support.chatter import ContactFactory
+
+    ticket = record_create(model=Ticket, title="Pickers", created_by=staff_user)
+    ContactFactory(name="Carla Customer", email="carla@customer.test")
+    ContactFactory(name="Carlos Client", email="carlos@customer.test")
+    page = login_page(staff_user, "staff-password")
+    page.goto(_origin(page) + ticket.get_absolute_url())
+
+    # Mention: type, arrow to the second suggestion, Enter picks it (no post).
+    mention = page.get_by_role("combobox", name="Mention")
+    mention.fill("carl")
+    expect(mention).to_have_attribute("aria-expanded", "true")
+    listbox = page.get_by_role("listbox", name="Mention suggestions")
+    expect(listbox.get_by_role("option")).to_have_count(2)
+    mention.press("ArrowDown")
+    mention.press("ArrowDown")
+    second = listbox.get_by_role("option", name="Carlos Client")
+    expect(second).to_have_attribute("aria-selected", "true")
+    assert mention.get_attribute("aria-activedescendant") == second.get_attribute("id")
+    mention.press("Enter")
+    expect(mention).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("button", name="Remove Carlos Client")).to_be_visible()
+    expect(
+        page.get_by_role("status").filter(has_text="Carlos Client will be notified.")
+    ).to_have_count(1)
+
+    # Find a contact: the same pattern; Escape closes the list.
+    page.get_by_text("1 follower").click()
+    find = page.get_by_role("combobox", name="Find a contact")
+    find.fill("carla")
+    option = page.get_by_role("listbox", name="Find a contact suggestions").get_by_role("option")
+    expect(option).to_have_count(1)
+    find.press("Escape")
+    expect(find).to_have_attribute("aria-expanded", "false")
+    find.press("ArrowDown")
+    find.press("Enter")
+    expect(find).to_have_value("Carla Customer <carla@customer.test>")
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_text("Carla Customer now follows this record.")).to_be_visible()
+    assert Follower.objects.filter(contact__email="carla@customer.test").exists()
