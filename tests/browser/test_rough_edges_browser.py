@@ -175,3 +175,38 @@ def test_contact_pickers_are_aria_comboboxes(login_page, staff_user):
     page.get_by_role("button", name="Add").click()
     expect(page.get_by_text("Carla Customer now follows this record.")).to_be_visible()
     assert Follower.objects.filter(contact__email="carla@customer.test").exists()
+
+
+def test_campaign_cancel_asks_first_and_the_queue_note_follows_the_state(login_page, staff_user):
+    from campaigns import services
+    from tests.support.campaigns import campaign_make, outbox_report
+
+    lst = mailing_list_bulk(name="News", count=2)
+    keep = campaign_make(subject="Keep me", lists=[lst])
+    page = login_page(staff_user, "staff-password")
+    page.goto(_origin(page) + keep.get_absolute_url())
+
+    # Cancel asks; saying no changes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_timeout(300)
+    keep.refresh_from_db()
+    assert keep.state == "draft"
+
+    # Send: "In the queue…", then the campaign is sent while the page is open.
+    page.get_by_role("button", name="Send").click()
+    note = page.get_by_text("In the queue: it goes out once the campaigns before it are sent.")
+    expect(note).to_be_visible()
+    services.campaign_queue_process()
+    outbox_report(campaign=keep)
+    services.campaign_queue_process()
+    expect(page.get_by_text("Sent.", exact=True)).to_be_visible(timeout=5_000)
+    expect(note).to_have_count(0)
+
+    other = campaign_make(subject="Drop me", lists=[lst])
+    page.goto(_origin(page) + other.get_absolute_url())
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Cancelled", exact=True).first).to_be_visible()
+    other.refresh_from_db()
+    assert other.state == "cancelled"
