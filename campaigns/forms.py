@@ -7,6 +7,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from chatter.content import sanitize_html
+from mailhub.text_limits import text_size_check
 from outbox.mime import BuildError, sender_check
 
 from .models import Campaign, MailingList
@@ -44,6 +45,7 @@ class CampaignForm(forms.ModelForm):
         return value
 
     def clean_body_html(self) -> str:
+        text_size_check(self.cleaned_data["body_html"], what="This body")
         # Staff write it, but it goes to thousands of inboxes: no script, no tracking tricks.
         body = sanitize_html(self.cleaned_data["body_html"])
         if not body.strip():

@@ -82,7 +82,8 @@ def _waiting_status(campaign: Campaign) -> str:
         .order_by()
     )
     total = sum(waiting.values())
-    status = f"Sending: waiting for the outbox to deliver its last {total} mails"
+    last = "its last mail" if total == 1 else f"its last {total} mails"
+    status = f"Sending: waiting for the outbox to deliver {last}"
     deferred = waiting.get(TraceStatus.DEFERRED, 0)
     if deferred:
         status += f" ({deferred} deferred by the relay, retrying)"

@@ -87,10 +87,16 @@ class ImportReport:
     already: int = 0
     contacts_created: int = 0
     errors: list[ImportRowError] = field(default_factory=list)
+    empty_lines: int = 0  # skipped, and said so: the file's line count must add up
 
     @property
     def rows(self) -> int:
         return self.added + self.already + len(self.errors)
+
+    @property
+    def lines(self) -> int:
+        """Lines of the file read: the header, every row and the empty lines."""
+        return 1 + self.rows + self.empty_lines
 
 
 CSV_MAX_BYTES = 20 * 1024 * 1024
@@ -129,6 +135,7 @@ def mailing_list_import_csv(*, mailing_list: MailingList, data: bytes) -> Import
     wanted: dict[str, tuple[int, str]] = {}
     for line, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
+            report.empty_lines += 1
             continue
         raw = row[email_at].strip() if email_at < len(row) else ""
         email = normalize_email(raw)

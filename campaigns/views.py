@@ -120,8 +120,11 @@ def campaign_send(request: HttpRequest, pk: int) -> HttpResponse:
     except services.CampaignActionError as exc:
         messages.error(request, str(exc))
     else:
+        # Tagged so the page's live progress can retire it once the campaign moves on.
         messages.success(
-            request, "In the queue: it goes out once the campaigns before it are sent."
+            request,
+            "In the queue: it goes out once the campaigns before it are sent.",
+            extra_tags="campaign-progress",
         )
     return redirect(campaign)
 

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from diagnostics.placeholders import is_placeholder_address
+from mailhub.text_limits import text_size_check
 
 from .models import Contact, NotificationPreference, Subtype, normalize_email
 from .selectors import contact_search
@@ -36,24 +37,15 @@ class MultipleFileField(forms.FileField):
         return cleaned
 
 
-def _contacts_by_emails(raw: str) -> list[Contact]:
-    """Resolve "a@x.test, b@y.test" to existing contacts; unknown addresses are an error."""
+def _emails_parse(raw: str) -> list[str]:
+    """ "a@x.test, b@y.test" → normalised addresses; an invalid one is an error."""
     emails = [normalize_email(e) for e in raw.replace(";", ",").split(",") if e.strip()]
-    if not emails:
-        return []
     for email in emails:
         try:
             validate_email(email)
         except ValidationError:
             raise ValidationError(f"“{email}” is not an email address.") from None
-    found = {c.email: c for c in Contact.objects.filter(email__in=emails).select_related("user")}
-    missing = [e for e in emails if e not in found]
-    if missing:
-        raise ValidationError(
-            f"No contact with the address {', '.join(missing)}: add them as followers "
-            "(which creates the contact) or check the spelling."
-        )
-    return [found[e] for e in emails]
+    return list(dict.fromkeys(emails))
 
 
 def single_line(value: str) -> None:
@@ -93,14 +85,22 @@ class ComposerForm(forms.Form):
         label="Also notify",
         widget=forms.TextInput(attrs={"placeholder": "Email addresses, comma separated"}),
     )
+    # Offered when "or by address" names someone who is not a contact yet (as Odoo offers to
+    # create the partner): ticked, the post creates the contacts and notifies them.
+    create_contacts = forms.BooleanField(
+        required=False, label="Create a contact for each new address and notify them"
+    )
 
     def __init__(self, *args, can_log_note: bool = True, can_mention: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.can_log_note = can_log_note
         self.can_mention = can_mention
+        self.new_addresses: list[str] = []  # "or by address" entries that are no contact yet
+        self.offer_create = False
         if not can_mention:
             del self.fields["mentions"]
             del self.fields["mention_emails"]
+            del self.fields["create_contacts"]
 
     def clean_action(self) -> str:
         action = self.cleaned_data["action"]
@@ -108,14 +108,43 @@ class ComposerForm(forms.Form):
             raise ValidationError("Only internal users can log notes; send a message instead.")
         return action
 
+    def clean_body(self) -> str:
+        body = self.cleaned_data.get("body") or ""
+        text_size_check(body, what="This message")
+        return body
+
     def clean_mention_emails(self) -> list[Contact]:
-        return _contacts_by_emails(self.cleaned_data.get("mention_emails") or "")
+        emails = _emails_parse(self.cleaned_data.get("mention_emails") or "")
+        found = {
+            c.email: c for c in Contact.objects.filter(email__in=emails).select_related("user")
+        }
+        self.new_addresses = [e for e in emails if e not in found]
+        return [found[e] for e in emails if e in found]
 
     def clean(self) -> dict:
         data = super().clean()
         if not (data.get("body") or "").strip() and not data.get("attachments"):
             raise ValidationError("Write a message or attach a file before posting.")
+        if self.new_addresses and not data.get("create_contacts"):
+            self.offer_create = True
+            self.add_error(
+                "mention_emails",
+                f"No contact has the address {', '.join(self.new_addresses)}: tick “Create a "
+                "contact for each new address” to create and notify them, or check the spelling.",
+            )
+        if data.get("action") == self.ACTION_NOTE and self.can_mention:
+            customers = [c for c in self._mentions_given(data) if not c.is_internal]
+            if customers or self.new_addresses:
+                names = [c.name for c in customers] + self.new_addresses
+                raise ValidationError(
+                    f"A log note is never mailed to customers, so {', '.join(names)} would not "
+                    "be notified: remove the mention, or choose Send message."
+                )
         return data
+
+    @staticmethod
+    def _mentions_given(data: dict) -> list[Contact]:
+        return [*data.get("mentions", []), *data.get("mention_emails", [])]
 
     @property
     def subtype_code(self) -> str:

@@ -103,13 +103,14 @@ def message_post(request: HttpRequest, ct: int, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _render_record_page(request, record, composer=form)
     with transaction.atomic():
+        created = [services.contact_get_or_create(email=email) for email in form.new_addresses]
         message = services.message_post(
             record=record,
             author=services.contact_for_user(user=request.user),
             body=text_to_html(form.cleaned_data["body"]),
             subtype_code=form.subtype_code,
             subject=form.cleaned_data["subject"].strip(),
-            mentions=form.mentioned_contacts(),
+            mentions=[*form.mentioned_contacts(), *created],
             attachments=form.cleaned_data["attachments"],
         )
     return _back_to(record, f"message-{message.pk}")

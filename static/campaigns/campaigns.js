@@ -1,6 +1,10 @@
-// Live progress of a campaign: poll the JSON endpoint until the campaign is over.
+// Cancel asks first (it cannot be undone); live progress of a campaign until it is over.
 (function () {
   "use strict";
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
   const box = document.getElementById("progress");
   if (!box) return;
   const ACTIVE = new Set(["in_queue", "sending"]);
@@ -23,6 +27,12 @@
     if (badge) {
       badge.textContent = data.state_label;
       badge.className = "state state-" + data.state;
+    }
+    if (data.state !== "in_queue") {
+      // "In the queue…" from Send is stale once the campaign moved on: say where it is now.
+      for (const note of document.querySelectorAll(".flash li[class*='campaign-progress']")) {
+        note.textContent = data.state_label + ".";
+      }
     }
     if (!ACTIVE.has(data.state)) {
       // Over: Cancel no longer applies.

@@ -29,6 +29,11 @@
     return node;
   }
 
+  // The contact pickers ("Find a contact", "Mention") follow the ARIA combobox pattern
+  // (WAI-ARIA APG, "Editable Combobox With List Autocomplete"): the input owns a listbox of
+  // options, arrows move the active option, Enter picks it, Escape closes the list.
+  var pickerCount = 0;
+
   function setupPicker(picker, searchUrl) {
     var input = picker.querySelector(".picker-input, input[type=search]");
     var results = picker.querySelector(".picker-results");
@@ -38,41 +43,78 @@
     var chips = picker.querySelector(".picker-chips");
     var timer = null;
     var seq = 0;
+    var found = [];
+    var active = -1;
+    var listId = "picker-list-" + (++pickerCount);
+
+    results.id = listId;
+    results.setAttribute("role", "listbox");
+    var label = picker.querySelector("label");
+    if (label && label.textContent) results.setAttribute("aria-label", label.textContent.trim() + " suggestions");
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-controls", listId);
+    input.setAttribute("aria-expanded", "false");
+    var status = el("span", { class: "visually-hidden", role: "status", "aria-live": "polite" });
+    picker.appendChild(status);
+
+    function close() {
+      results.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+
+    function activate(index) {
+      var options = results.querySelectorAll("[role=option]");
+      if (!options.length) return;
+      active = (index + options.length) % options.length;
+      options.forEach(function (option, i) { option.setAttribute("aria-selected", i === active ? "true" : "false"); });
+      input.setAttribute("aria-activedescendant", options[active].id);
+      options[active].scrollIntoView({ block: "nearest" });
+    }
 
     function choose(contact) {
       if (multiple) {
-        if (form.querySelector("input[type=hidden][name=" + field + "][value='" + contact.id + "']")) return;
+        if (form.querySelector("input[type=hidden][name=" + field + "][value='" + contact.id + "']")) { close(); return; }
         var hidden = el("input", { type: "hidden", name: field, value: String(contact.id) });
         form.appendChild(hidden);
         var chip = el("span", { class: "chip", "data-contact-id": String(contact.id) }, contact.name + " ");
         var remove = el("button", { type: "button", class: "link", "aria-label": "Remove " + contact.name }, "×");
-        remove.addEventListener("click", function () { hidden.remove(); chip.remove(); });
+        remove.addEventListener("click", function () { hidden.remove(); chip.remove(); input.focus(); });
         chip.appendChild(remove);
         chips.appendChild(chip);
         input.value = "";
+        status.textContent = contact.name + " will be notified.";
       } else {
         var target = form.querySelector("input[name=" + field + "]");
         target.value = String(contact.id);
         input.value = contact.name + " <" + contact.email + ">";
         input.dataset.chosen = input.value;
+        status.textContent = contact.name + " picked.";
       }
-      results.hidden = true;
       results.textContent = "";
+      close();
     }
 
     function show(list) {
+      found = list;
       results.textContent = "";
-      list.forEach(function (contact) {
-        var li = el("li");
-        var button = el("button", { type: "button", class: "picker-option", "data-contact-id": String(contact.id) });
-        button.appendChild(el("span", { class: "picker-name" }, contact.name));
-        button.appendChild(el("span", { class: "muted" }, " " + contact.email));
-        button.addEventListener("click", function () { choose(contact); });
-        li.appendChild(button);
-        results.appendChild(li);
+      list.forEach(function (contact, i) {
+        var option = el("li", { class: "picker-option", role: "option", id: listId + "-" + i, "aria-selected": "false", "data-contact-id": String(contact.id) });
+        option.appendChild(el("span", { class: "picker-name" }, contact.name));
+        option.appendChild(el("span", { class: "muted" }, " " + contact.email));
+        // mousedown, not click: the input keeps the focus (a combobox never loses it).
+        option.addEventListener("mousedown", function (event) { event.preventDefault(); });
+        option.addEventListener("click", function () { choose(contact); });
+        results.appendChild(option);
       });
-      if (!list.length) results.appendChild(el("li", { class: "muted" }, "No contact matches."));
+      if (!list.length) results.appendChild(el("li", { class: "muted", role: "presentation" }, "No contact matches."));
       results.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      active = -1;
+      input.removeAttribute("aria-activedescendant");
+      status.textContent = list.length ? list.length + " contact" + (list.length === 1 ? "" : "s") + " found: use the arrow keys to pick one." : "No contact matches.";
     }
 
     input.addEventListener("input", function () {
@@ -83,23 +125,35 @@
       }
       clearTimeout(timer);
       var q = input.value.trim();
-      if (q.length < 2) { results.hidden = true; return; }
+      if (q.length < 2) { close(); return; }
       timer = setTimeout(function () {
         var mine = ++seq;
         fetch(searchUrl + "?q=" + encodeURIComponent(q), { credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (r) { return r.ok ? r.json() : { results: [] }; })
           .then(function (data) { if (mine === seq) show(data.results); })
-          .catch(function () { results.hidden = true; });
+          .catch(close);
       }, 200);
     });
     input.addEventListener("keydown", function (event) {
-      // Enter in the mention search picks the first suggestion instead of posting the message.
-      if (event.key === "Enter" && multiple) {
+      var open = !results.hidden && found.length;
+      if (event.key === "ArrowDown" && found.length) {
         event.preventDefault();
-        var first = results.querySelector(".picker-option");
-        if (first) first.click();
+        if (results.hidden) { results.hidden = false; input.setAttribute("aria-expanded", "true"); }
+        activate(active + 1);
+      } else if (event.key === "ArrowUp" && open) {
+        event.preventDefault();
+        activate(active - 1);
+      } else if (event.key === "Enter" && open && (active >= 0 || multiple)) {
+        // Enter picks the active suggestion (the first one in the mention search) instead of
+        // posting the message.
+        event.preventDefault();
+        choose(found[Math.max(active, 0)]);
+      } else if (event.key === "Escape" && !results.hidden) {
+        event.preventDefault();
+        close();
       }
     });
+    input.addEventListener("blur", function () { setTimeout(close, 150); });
   }
 
   // Back from a follower action (…#followers): show the list that just changed.
@@ -333,19 +387,38 @@
       .catch(function () { announce("The delivery details could not be loaded: reload the page and try again."); });
   });
 
-  // Place the recipients popover under its envelope (the browser centres popovers otherwise).
-  document.addEventListener("toggle", function (event) {
-    var pop = event.target;
-    if (!pop.classList || !pop.classList.contains("envelope-popover") || event.newState !== "open") return;
+  // The recipients popover sits under its envelope (above it when there is no room below),
+  // inside the viewport, and follows the envelope while the page scrolls or resizes.
+  var openPopover = null;
+
+  function placePopover(pop) {
     var button = document.querySelector("[popovertarget='" + pop.id + "']");
-    if (!button) return;
+    if (!button || !document.contains(button)) { if (pop.hidePopover) pop.hidePopover(); return; }
     var box = button.getBoundingClientRect();
-    var left = Math.max(8, Math.min(box.left, window.innerWidth - pop.offsetWidth - 8));
+    var margin = 8;
     pop.style.inset = "auto";
     pop.style.margin = "0";
-    pop.style.top = Math.round(box.bottom + 4) + "px";
+    pop.style.maxHeight = Math.max(120, window.innerHeight - 2 * margin) + "px";
+    pop.style.overflow = "auto";
+    var height = pop.offsetHeight;
+    var width = pop.offsetWidth;
+    var below = window.innerHeight - box.bottom - margin;
+    var top = below >= height + 4 || box.top < height + 4 ? box.bottom + 4 : box.top - height - 4;
+    top = Math.max(margin, Math.min(top, window.innerHeight - height - margin));
+    var left = Math.max(margin, Math.min(box.right - width, window.innerWidth - width - margin));
+    pop.style.top = Math.round(top) + "px";
     pop.style.left = Math.round(left) + "px";
+  }
+
+  document.addEventListener("toggle", function (event) {
+    var pop = event.target;
+    if (!pop.classList || !pop.classList.contains("envelope-popover")) return;
+    if (event.newState === "open") { openPopover = pop; placePopover(pop); }
+    else if (openPopover === pop) openPopover = null;
   }, true);
+  ["scroll", "resize"].forEach(function (type) {
+    window.addEventListener(type, function () { if (openPopover) placePopover(openPopover); }, { passive: true, capture: true });
+  });
 
   schedulePoll(true);
 

@@ -61,7 +61,7 @@ def test_open_thread_shows_envelope_changes_replies_and_the_counter(login_page, 
     message_post(record=ticket, author=alice, body="<p>Thanks, see you tomorrow!</p>")
     reply = page.get_by_role("article").filter(has_text="see you tomorrow")
     expect(reply).to_be_visible(timeout=LIVE)
-    expect(page.get_by_role("status")).to_have_text("1 new message")
+    expect(page.get_by_role("status").filter(has_text="new message")).to_have_text("1 new message")
     articles = page.get_by_role("article")
     expect(articles.first).to_contain_text("Alice Customer")
     expect(articles).to_have_count(2)

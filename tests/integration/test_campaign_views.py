@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from campaigns import content, services
 from campaigns.models import Campaign, CampaignRecipient, ListMember, MailingList
@@ -215,3 +216,26 @@ def test_progress_endpoint_answers_json_for_staff_only(client, staff_user, plain
     client.force_login(staff_user)
     data = json.loads(client.get(f"/campaigns/{campaign.pk}/progress.json").content)
     assert data["expected"] == 2 and data["skipped"]["Blacklisted Address"] == 0
+
+
+def test_csv_report_counts_every_line_of_the_file(client, staff_user):
+    client.force_login(staff_user)
+    lst = MailingList.objects.create(name="Customers")
+    lines = [b"email,name", *[f"p{i}@shop.test,P{i}".encode() for i in range(7)], b""]
+    lines.insert(4, b" , ")  # a blank row in the middle: 9 lines with the header
+    data = b"\n".join(lines)
+    assert data.count(b"\n") == 9  # nine lines, the last one ending with a newline
+    upload = SimpleUploadedFile("c.csv", data, content_type="text/csv")
+    html = client.post(f"/campaigns/lists/{lst.pk}/import/", {"file": upload}).content.decode()
+    assert "9 lines read: the header, 7 contact rows and 1 empty line (skipped)." in html
+
+
+def test_waiting_status_says_its_last_mail_in_the_singular():
+    from campaigns import selectors
+
+    lst = mailing_list_bulk(name="One", count=1)
+    campaign = campaign_make(subject="Solo", lists=[lst])
+    services.campaign_send(campaign=campaign)
+    services.campaign_queue_process()
+    (entry,) = selectors.campaign_queue(now=timezone.now())
+    assert entry.status == "Sending: waiting for the outbox to deliver its last mail"

@@ -149,13 +149,34 @@ def test_mentions_notify_contacts_who_do_not_follow(staff_client, ticket):
     assert not Follower.objects.filter(contact__in=[outsider, other]).exists()
 
 
-def test_mention_of_an_unknown_address_says_what_to_do(staff_client, ticket):
+def test_mention_of_an_unknown_address_offers_to_create_the_contact(staff_client, ticket):
+    post = {"action": "message", "body": "hi", "mention_emails": "Nora@Nowhere.test"}
+    response = staff_client.post(_url(ticket, "post/"), post)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "No contact has the address nora@nowhere.test" in page
+    assert 'name="create_contacts"' in page and 'value="Nora@Nowhere.test"' in page
+    assert not Message.objects.exists()
+
+    response = staff_client.post(_url(ticket, "post/"), {**post, "create_contacts": "on"})
+    assert response.status_code == 302
+    nora = Contact.objects.get(email="nora@nowhere.test")
+    assert list(Message.objects.get().notifications.values_list("contact", flat=True)) == [nora.pk]
+
+
+def test_a_note_mentioning_a_customer_says_it_will_not_be_mailed(staff_client, ticket):
+    carla = ContactFactory(name="Carla Customer", email="carla@customer.test")
     response = staff_client.post(
         _url(ticket, "post/"),
-        {"action": "message", "body": "hi", "mention_emails": "nobody@nowhere.test"},
+        {"action": "note", "body": "Call Carla back", "mentions": [carla.pk]},
     )
     assert response.status_code == 400
-    assert "No contact with the address nobody@nowhere.test" in response.content.decode()
+    page = response.content.decode()
+    assert (
+        "A log note is never mailed to customers, so Carla Customer would not be notified" in page
+    )
+    assert "Call Carla back" in page
+    assert not Message.objects.exists()
 
 
 def test_attachments_are_stored_and_downloaded_safely(staff_client, client, ticket):
@@ -341,3 +362,15 @@ def test_customers_do_not_see_other_followers_addresses(customer_client, custome
     follower_add(record=ticket, contact=ContactFactory(name="Other Client", email="o@other.test"))
     page = customer_client.get(ticket.get_absolute_url()).content.decode()
     assert "Other Client" in page and "o@other.test" not in page
+
+
+def test_a_post_over_the_text_limit_is_a_form_error_that_keeps_the_text(staff_client, ticket):
+    from mailhub.text_limits import MAX_TEXT_BYTES
+
+    body = "x" * (MAX_TEXT_BYTES + 10)  # under Django's request limit, over the text limit
+    response = staff_client.post(_url(ticket, "post/"), {"action": "message", "body": body})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This message is 2.1 MB; the limit is 2 MB of text" in page
+    assert body in page
+    assert not Message.objects.exists()
