@@ -68,7 +68,7 @@ def activity(settings):
 def test_dashboard_plots_and_tasks(staff_client, activity, django_assert_max_num_queries):
     # Session + user, the top bar's counters (base.html) and 6 of the dashboard's own (pinned
     # exactly below), whatever the amount of mail.
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         response = staff_client.get("/ops/")
     page = response.content.decode()
     assert response.status_code == 200

@@ -165,20 +165,21 @@ def test_the_notification_of_a_customers_mail_carries_a_message_id_of_ours(
     assert msg["Return-Path"] is None and b"\r\nReturn-Path:" not in b"\r\n" + data
     assert msg["Auto-Submitted"] is None  # a person wrote the mail it is about
 
-    # The agent answers from their mail client: the answer threads by In-Reply-To/References.
+    # Carla (a follower) answers that mail from her client: it threads by In-Reply-To/References.
+    # (A From of our own staff arriving from outside is held for review: see test_inbound_threads.)
     answer = (
-        "From: agent@mailhub.test\r\nTo: catchall@mailhub.test\r\nSubject: Re: Printer jams\r\n"
+        "From: carla@customer.test\r\nTo: catchall@mailhub.test\r\nSubject: Re: Printer jams\r\n"
         f"Message-ID: <answer@mailhub-client.test>\r\nIn-Reply-To: {ours}\r\n"
         f"References: {msg['References']} {ours}\r\n\r\nWe replace it.\r\n"
     ).encode()
-    send(listener.port, answer, mail_from="agent@mailhub.test", to=["catchall@mailhub.test"])
+    send(listener.port, answer, mail_from="carla@customer.test", to=["catchall@mailhub.test"])
     assert Message.objects.get(message_id="<answer@mailhub-client.test>").object_id == ticket.pk
     # A client that writes In-Reply-To only: our id still leads to the record.
     terse = (
-        "From: agent@mailhub.test\r\nTo: catchall@mailhub.test\r\nSubject: Re: Printer jams\r\n"
+        "From: carla@customer.test\r\nTo: catchall@mailhub.test\r\nSubject: Re: Printer jams\r\n"
         f"Message-ID: <terse@mailhub-client.test>\r\nIn-Reply-To: {ours}\r\n\r\nDone.\r\n"
     ).encode()
-    send(listener.port, terse, mail_from="agent@mailhub.test", to=["catchall@mailhub.test"])
+    send(listener.port, terse, mail_from="carla@customer.test", to=["catchall@mailhub.test"])
     assert Message.objects.get(message_id="<terse@mailhub-client.test>").object_id == ticket.pk
     assert Ticket.objects.count() == 1
 

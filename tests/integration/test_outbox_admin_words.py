@@ -131,10 +131,12 @@ def test_eml_export_is_the_bytes_that_left_per_recipient(relay, outbox_settings,
     anna = MailRecipient.objects.get(mail=mail, address="anna@customer.test")
     url = f"/admin/outbox/outgoingmail/{mail.pk}/eml/"
 
-    # Default: the copy of the recipient that failed, with its own To and Return-Path.
+    # Default: the copy of the recipient that failed, with its own To and reply address (no
+    # Return-Path header: the envelope carries the VERP address, RFC 5321 §4.4).
     failed = admin_client.get(url).content
-    assert b"\r\nTo: nobody@reject.test\r\n" in failed
-    assert failed.startswith(b"Return-Path: <bounce+n")
+    assert failed.startswith(b"To: nobody@reject.test\r\n")
+    assert b"\r\nReply-To: reply+" in failed
+    assert b"Return-Path:" not in failed
 
     # Anna's copy is byte for byte what the relay received (the relay adds nothing).
     (received,) = relay.handler.received

@@ -174,9 +174,9 @@ def test_catchall_without_reply_is_refused_550_511():
 def test_bounce_like_mail_to_the_catchall_is_a_bounce_but_a_reply_stays_a_reply():
     catchall = {"address": "catchall@mailhub.test", "kind": RcptKind.CATCHALL}
     assert _route(_mail(bounce_like=True), **catchall).decision == Decision.BOUNCE
-    assert _route(_mail(bounce_like=True), **catchall, reply_target=(3, 4)).decision == (
-        Decision.REPLY
-    )
+    assert _route(
+        _mail(bounce_like=True), **catchall, reply_target=(3, 4), sender_was_sent=True
+    ).decision == (Decision.REPLY)
     assert _route(_mail(), **catchall).code == 550
 
 
