@@ -20,6 +20,7 @@ from chatter.models import Message, Notification
 from inbound.models import InboundMail
 from outbox.mime import with_envelope
 from outbox.models import MailAttempt, MailRecipient, OutgoingMail, RecipientStatus
+from outbox.services import copy_reply_to
 from outbox.verp import recipient_bounce_address
 
 KINDS = ("message", "notification", "mail", "inbound")
@@ -100,8 +101,8 @@ def case_eml(case: SupportCase) -> tuple[bytes, str]:
 
 def mail_eml(mail: OutgoingMail, recipient: MailRecipient | None = None) -> bytes:
     """The bytes that left for one recipient (``recipient``, else the first that failed, else
-    the first): the stored MIME with that copy's Return-Path and To in front, as the outbox sent
-    it (``outbox.mime.with_envelope``). Rebuilt from the queue row when nothing was stored."""
+    the first): the stored MIME with that copy's To and Reply-To in front, as the outbox sent it
+    (``outbox.mime.with_envelope``). Rebuilt from the queue row when nothing was stored."""
     if mail.mime:
         common = bytes(mail.mime)
         if recipient is None:
@@ -115,7 +116,8 @@ def mail_eml(mail: OutgoingMail, recipient: MailRecipient | None = None) -> byte
         sender = recipient_bounce_address(
             notification_id=recipient.notification_id, recipient_id=recipient.pk
         )
-        return with_envelope(common, sender=sender, recipient=recipient.address)
+        reply_to = copy_reply_to(mail, recipient) if mail.chatter_message_id else ""
+        return with_envelope(common, sender=sender, recipient=recipient.address, reply_to=reply_to)
     recipients = list(mail.recipients.values_list("address", flat=True))
     msg = _build(
         message_id=mail.message_id,

@@ -41,6 +41,7 @@ from chatter.models import (
     normalize_email,
 )
 from chatter.models import Message as ChatterMessage
+from chatter.reply_address import parse_reply_address
 from chatter.suppression import (
     contact_bounce_record,
     contact_bounce_unverified,
@@ -67,6 +68,8 @@ _NOTIFICATION_BOUNCEABLE = (
 _RECIPIENT_BOUNCEABLE = (RecipientStatus.SENT, RecipientStatus.PENDING, RecipientStatus.DEFERRED)
 _REPLY_CODE = re.compile(r"(?<!\d)([45]\d\d)(?!\d)")
 # A signed VERP address anywhere in the returned text: ``bounce+n42.<20 hex>@domain``.
+# A signed reply address (``chatter.reply_address``): ``reply+<message>.<notification>.<sig>@``.
+_REPLY_IN_TEXT = re.compile(r"reply\+\d{1,18}\.\d{1,18}\.[0-9a-f]{20}@[a-z0-9.-]+", re.I)
 _VERP_IN_TEXT = re.compile(
     r"([a-z0-9._=-]{1,64})\+([nr]\d{1,18})\.([0-9a-f]{20})@([a-z0-9.-]+)", re.I
 )
@@ -141,10 +144,24 @@ def _message_text(message) -> str:
 
 
 def _returned_targets(message) -> list["_Target"]:
-    """The recipients of ours whose own signed VERP address the bounce carries anywhere."""
+    """The recipients of ours whose own signed address the bounce carries anywhere.
+
+    Two secrets only one recipient's copy had: its VERP envelope sender (in a Return-Path the
+    final MTA wrote, or quoted by the reporter) and its signed Reply-To (``reply+…``), which
+    every returned header block holds even when no Return-Path was written (RFC 5321 §4.4).
+    """
+    text = _message_text(message)
     targets: dict[str, _Target] = {}
-    for local, token, signature, domain in _VERP_IN_TEXT.findall(_message_text(message)):
-        ref = parse_bounce_address(f"{local}+{token}.{signature}@{domain}", bounce_local=local)
+    refs = [
+        parse_bounce_address(f"{local}+{token}.{signature}@{domain}", bounce_local=local)
+        for local, token, signature, domain in _VERP_IN_TEXT.findall(text)
+    ]
+    refs += [
+        VerpRef(kind="n", pk=reply.notification_id)
+        for reply in map(parse_reply_address, _REPLY_IN_TEXT.findall(text))
+        if reply is not None
+    ]
+    for ref in refs:
         if ref is None or f"{ref.kind}{ref.pk}" in targets:
             continue
         target = _verp_target(ref)

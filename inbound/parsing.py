@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
@@ -28,6 +28,7 @@ MAX_DEPTH = 10  # multiparts and message/rfc822 inside each other
 MAX_HEADERS = 500  # header fields per part
 MAX_HEADER_BYTES = 256 * 1024  # header block per part
 MAX_TEXT_CHARS = 2_000_000  # text and HTML of the body, each
+MAX_REPORT_BYTES = 256 * 1024  # one message/delivery-status part (RFC 3464)
 # Content-ID is only matched against the HTML of the same mail (cid: links), never sent on:
 # kept lenient, as mailers write ids without "@" there (Gmail's "<ii_…>").
 _CONTENT_ID = re.compile(r"<[^<>\s]{1,990}>")
@@ -252,6 +253,8 @@ def _part(raw: bytes, depth: int, walk: _Walk) -> EmailMessage:
     except Exception:  # noqa: BLE001 - the parser is lenient; this is belt and braces
         msg = EmailMessage()
     ctype = (msg.get_content_type() or "").lower()
+    if ctype == "message/delivery-status":
+        return _delivery_status_part(head, body, walk)
     if ctype.startswith("multipart/") or ctype == "message/rfc822":
         if depth >= MAX_DEPTH:
             walk.cut(f"parts nested deeper than {MAX_DEPTH}")
@@ -273,6 +276,24 @@ def _part(raw: bytes, depth: int, walk: _Walk) -> EmailMessage:
     # A leaf: its text as the parser would keep it (bytes above 127 as surrogates).
     msg.set_payload(body.decode("ascii", "surrogateescape"))
     return msg
+
+
+def _delivery_status_part(head: bytes, body: bytes, walk: _Walk) -> EmailMessage:
+    """A DSN report part, split into its header blocks as the stdlib does (RFC 3464 §2.1).
+
+    The generator (``as_bytes``) and the DSN reader expect those blocks, not one string; a
+    report is a few hundred bytes, so parsing it whole costs nothing once it is capped.
+    """
+    if len(body) > MAX_REPORT_BYTES:
+        walk.cut(f"delivery-status part over {MAX_REPORT_BYTES:,} bytes")
+        body = body[:MAX_REPORT_BYTES]
+    separator = b"\r\n" if head.endswith(b"\r\n") else b"\n"
+    try:
+        return BytesParser(policy=compat32).parsebytes(head + separator + body)
+    except Exception:  # noqa: BLE001 - the parser is lenient; this is belt and braces
+        msg = EmailMessage()
+        msg.set_payload(body.decode("ascii", "surrogateescape"))
+        return msg
 
 
 def _children(body: bytes, boundary: str, depth: int, walk: _Walk) -> list[EmailMessage]:

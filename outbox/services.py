@@ -496,7 +496,7 @@ def _mail_bytes(*, mail: OutgoingMail, from_header: str, attachments: Sequence) 
         subject=mail.subject,
         body_text=mail.body_text,
         body_html=mail.body_html,
-        # A chatter notification's copies each carry their own Reply-To (``_reply_to``).
+        # A chatter notification's copies each carry their own Reply-To (``copy_reply_to``).
         reply_to="" if mail.chatter_message_id else mail.reply_to,
         in_reply_to=mail.in_reply_to,
         references=mail.references,
@@ -528,7 +528,7 @@ def build_failure_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _reply_to(mail: "_MailRow", recipient: "_Recipient") -> str:
+def copy_reply_to(mail, recipient) -> str:
     """A notification's signed reply address naming its thread and recipient, else the mail's."""
     if mail.chatter_message_id and recipient.notification_id:
         return notification_reply_to(
@@ -798,7 +798,7 @@ class _Batch:
                         common,
                         sender=sender,
                         recipient=address,
-                        reply_to=_reply_to(mail, recipient) if mail.chatter_message_id else "",
+                        reply_to=copy_reply_to(mail, recipient) if mail.chatter_message_id else "",
                     )
                 except mime.BuildError as exc:
                     self.quota_left += 1  # it does not leave: the slot goes back
