@@ -520,7 +520,7 @@ def build_failure_text(exc: Exception) -> str:
     """What went wrong writing a mail, in words a user can act on."""
     if isinstance(exc, mime.BuildError):
         return str(exc)
-    if isinstance(exc, UnicodeError):
+    if isinstance(exc, UnicodeEncodeError):
         return (
             "a header holds characters that cannot be sent without SMTPUTF8 "
             f"({type(exc).__name__}: {exc})"
@@ -772,7 +772,7 @@ class _Batch:
             if not todo:
                 continue
             try:
-                common = self._mail_bytes(mail, from_header)
+                common = self._built(mail, from_header)
             except Exception as exc:  # noqa: BLE001 - one mail that cannot be built fails alone
                 self._unbuildable(mail, todo, exc, config)
                 continue
@@ -808,7 +808,8 @@ class _Batch:
                     sender=sender, recipient=address, data=data, token=(mail, recipient)
                 )
 
-    def _mail_bytes(self, mail: _MailRow, from_header: str) -> bytes:
+    def _built(self, mail: _MailRow, from_header: str) -> bytes:
+        """The shared bytes of ``mail``, its files read from storage (which may fail too)."""
         attachments = []
         if mail.chatter_message_id:
             from chatter.models import Attachment
