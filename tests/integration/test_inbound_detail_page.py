@@ -31,6 +31,8 @@ def test_a_posted_mail_shows_its_stored_body_and_files(mail_domain, inbound_list
     page = _page(client, row)
     assert "the stored copy" in page and "Stored" not in page
     assert "q.pdf" in page and "10\xa0bytes" in page
+    # Links of the mail are not resolved ahead of a click (a DNS read receipt).
+    assert client.get(f"/inbound/mail/{row.pk}/")["X-DNS-Prefetch-Control"] == "off"
 
 
 def test_remote_images_asked_for_are_sanitised_once(mail_domain, inbound_listener, client):
