@@ -72,6 +72,7 @@ _SCOPED_END = frozenset(
 _TABLE_PARTS = frozenset("table tbody thead tfoot tr td th caption".split())
 _EXTRA_SCOPE = {"p": frozenset({"button"}), "li": frozenset({"ol", "ul"})}
 # A start tag of the key closes the current node when it is one of the values.
+_P = frozenset({"p"})
 _CLOSES_CURRENT = {
     "li": frozenset({"li", "p"}),
     "dt": frozenset({"dt", "dd", "p"}),
@@ -267,7 +268,7 @@ def html_cap(
             # §13.2.6.4.7): neither is an open element.
             out.append(html[lt:tag_end])
             continue
-        closes = _CLOSES_CURRENT.get(name, frozenset({"p"}) if name in _CLOSES_P else None)
+        closes = _CLOSES_CURRENT.get(name, _P if name in _CLOSES_P else None)
         while stack and closes and stack[-1] in closes:
             pop()
         # Rows and cells straight in a table get an implied <tbody> (and <tr>): count them.

@@ -74,7 +74,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     mail = _visible_mail(request, pk)
     show_images = request.GET.get("images") == "1"
     shown = inbound_body_shown(inbound_mail=mail, show_images=show_images)
-    return render(
+    response = render(
         request,
         "inbound/detail.html",
         {
@@ -85,3 +85,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "attachments": shown.attachments,
         },
     )
+    # Chromium resolves the host of every link on an http page ahead of a click: a sender's
+    # per-reader host name would tell its DNS server that the mail was opened.
+    response["X-DNS-Prefetch-Control"] = "off"
+    return response
