@@ -38,3 +38,10 @@ def test_healthz_tells_the_public_only_up_or_down(
     down = client.get("/healthz")
     assert (down.status_code, down.json()) == (503, {"status": "down"})
     assert b"listener" not in down.content and b"127.0.0.1" not in down.content
+
+
+def test_healthz_says_up_to_the_public_when_everything_answers(client, settings, inbound_listener):
+    listener = inbound_listener()
+    settings.MAILHUB_SMTPD_LISTEN = f"127.0.0.1:{listener.port}"
+    up = client.get("/healthz")
+    assert (up.status_code, up.json()) == (200, {"status": "up"})
