@@ -71,8 +71,9 @@ def test_placeholder_banner_to_my_profile_and_gone(login_page, django_user_model
     expect(banner).to_have_count(0)
 
 
-def test_skip_link_and_favicon(login_page, staff_user):
-    page = login_page(staff_user, "staff-password")
+def test_skip_link_and_favicon(login_page, django_user_model):
+    admin = django_user_model.objects.create_superuser("boss", "boss@mailhub.test", "boss-pw")
+    page = login_page(admin, "boss-pw")
     missing = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     page.goto(page.url)
@@ -85,3 +86,7 @@ def test_skip_link_and_favicon(login_page, staff_user):
     assert missing == []
     icon = page.locator("link[rel=icon]").get_attribute("href")
     assert page.request.get(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + icon).ok
+    # The admin's pages (staff go there from the top bar) declare it too.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
+    page.wait_for_load_state("networkidle")
+    assert missing == [], missing

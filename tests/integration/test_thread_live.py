@@ -102,3 +102,22 @@ def test_one_poll_costs_the_same_whatever_the_thread_and_the_page(client, staff_
     small, large = poll_queries(2, 1), poll_queries(25, 4)
     assert small == large, f"2 messages: {small} queries; 25 messages × 4: {large}"
     assert small <= 12, small
+
+
+def test_a_cancelled_envelope_does_not_say_delivered(client, staff_user):
+    client.force_login(staff_user)
+    ticket = TicketFactory()
+    alice = ContactFactory(name="Alice", email="alice@customer.test")
+    nobody = ContactFactory(name="Nobody", email="nobody@reject.test")
+    author = contact_for_user(user=staff_user)
+    ignored = message_with_statuses(
+        record=ticket, author=author, statuses={nobody: NotificationStatus.CANCELED}
+    )
+    mixed = message_with_statuses(
+        record=ticket,
+        author=author,
+        statuses={alice: NotificationStatus.SENT, nobody: NotificationStatus.CANCELED},
+    )
+    data = _live(client, ticket, ids=f"{ignored.pk},{mixed.pk}").json()["envelopes"]
+    assert 'title="Not sent: cancelled"' in data[str(ignored.pk)]
+    assert "Delivered to the mail server for 1; 1 cancelled (not sent)" in data[str(mixed.pk)]
