@@ -35,6 +35,9 @@ def test_a_posted_mail_shows_its_stored_body_and_files(mail_domain, inbound_list
     assert "q.pdf" in page and "10\xa0bytes" in page
     # Links of the mail are not resolved ahead of a click (a DNS read receipt).
     assert client.get(f"/inbound/mail/{row.pk}/")["X-DNS-Prefetch-Control"] == "off"
+    # No image link here: the tools line starts with the download, no separator before it.
+    tools = page.split('<p class="inbound-tools">', 1)[1].split("</p>", 1)[0]
+    assert tools.strip().startswith('<a id="download-eml"'), tools
 
 
 def test_remote_images_asked_for_are_sanitised_once(mail_domain, inbound_listener, client):
