@@ -20,6 +20,7 @@ from django.db import DatabaseError, connections
 from mailhub.logfiles import log_event
 
 from . import services
+from .data_reader import DataProblem
 from .parsing import header_section
 from .poster import LastBusy, post_when_quiet
 from .routing import REPLY_TEMPFAIL, too_many_recipients
@@ -84,6 +85,15 @@ def message_id_key(raw: bytes) -> bytes | None:
 # C0 controls, DEL, and the lone surrogates that stand for bytes that are not UTF-8.
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x1f\x7f\udc80-\udcff]")
 REPLY_NO_STORAGE = "452 4.3.1 Insufficient system storage, please try again later"
+# The replies after the final dot, when the data is refused (RFC 5321 §4.2.5: only then).
+DATA_REPLIES = {
+    # RFC 3463 §3.7 5.6.0: a content problem, not a syntax error (500) of the command.
+    DataProblem.LINE_TOO_LONG: "554 5.6.0 Message refused: a line is longer than 1000 octets "
+    "(RFC 5321 section 4.5.3.1.6); encode the body (quoted-printable or base64) and resend",
+    DataProblem.TOO_BIG: "552 5.3.4 Message too big for this server",
+    # RFC 3463 §3.4 4.3.1: temporary; the sender keeps the message and tries again later.
+    DataProblem.NO_STORAGE: REPLY_NO_STORAGE,
+}
 
 
 def envelope_address_problem(address: str, *, command: str, smtputf8: bool) -> str | None:

@@ -24,8 +24,8 @@ from django.db import connection
 
 from mailhub.logfiles import log_event
 
-from .data_reader import DataProblem, DataReader, MemoryBudget
-from .handler import InboundHandler
+from .data_reader import DataReader, MemoryBudget
+from .handler import DATA_REPLIES, InboundHandler
 from .poster import PosterProcess
 from .tls import tls_listener_context
 
@@ -36,15 +36,6 @@ IDENT = "ESMTP MailHub"
 # never keep an idle session alive.
 PROGRESS_COMMANDS = ("HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "QUIT")
 DATA_CHUNK = 65536
-# The replies after the final dot, when the data is refused (RFC 5321 §4.2.5: only then).
-DATA_REPLIES = {
-    # RFC 3463 §3.7 5.6.0: a content problem, not a syntax error (500) of the command.
-    DataProblem.LINE_TOO_LONG: "554 5.6.0 Message refused: a line is longer than 1000 octets "
-    "(RFC 5321 section 4.5.3.1.6); encode the body (quoted-printable or base64) and resend",
-    DataProblem.TOO_BIG: "552 5.3.4 Message too big for this server",
-    # RFC 3463 §3.4 4.3.1: temporary; the sender keeps the message and tries again later.
-    DataProblem.NO_STORAGE: "452 4.3.1 Insufficient system storage, please try again later",
-}
 
 
 class ConnectionLimits:
