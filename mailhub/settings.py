@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "chatter",
     "outbox",
     "inbound",
+    "fetch",
     "campaigns",
     "records",
     "diagnostics",
