@@ -24,6 +24,9 @@ class MailboxError(Exception):
 
 
 def _words(value: object) -> str:
+    if isinstance(value, str) and value[:2] in ("b'", 'b"') and value[-1:] == value[1]:
+        # imapclient's LoginError carries the repr of the server's bytes.
+        return value[2:-1]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list | tuple) and value:

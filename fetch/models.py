@@ -92,7 +92,7 @@ class FetchedMessage(models.Model):
     uidvalidity = models.CharField(max_length=20, blank=True)
     uid = models.CharField(max_length=80)
     message_id = models.CharField(max_length=998, blank=True, db_index=True)
-    outcome = models.CharField(max_length=200, blank=True)
+    outcome = models.TextField(blank=True)
     fetched_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 

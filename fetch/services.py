@@ -240,7 +240,7 @@ def _take(server: IncomingServer, mailbox: Mailbox, uid: str, raw: bytes) -> tup
             uidvalidity=mailbox.key_space,
             uid=uid,
             message_id=facts.message_id,
-            outcome=outcome[:200],
+            outcome=outcome[:2000],
         )
     return outcome, pending
 
