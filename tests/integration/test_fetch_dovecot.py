@@ -316,13 +316,6 @@ def test_bad_servers_get_the_servers_own_words(dovecot, mail_domain, monkeypatch
     login, password = dovecot.user_add()
     dovecot.append(login, password, _raw(message_id="<kept-1@customer.test>"))
 
-    wrong = _server(dovecot, login, "not-the-password", name="wrong password")
-    assert "AUTHENTICATIONFAILED" in _error_after_fetch(wrong)
-    assert "login refused" in wrong.last_error
-
-    pop_wrong = _server(dovecot, login, "nope", name="pop wrong", protocol=Protocol.POP3_SSL)
-    assert "Authentication failed" in _error_after_fetch(pop_wrong)
-
     missing = _server(dovecot, login, password, name="missing folder", folder="Archive2019")
     words = _error_after_fetch(missing)
     assert "Archive2019" in words and "doesn't exist" in words
@@ -356,3 +349,14 @@ def test_bad_servers_get_the_servers_own_words(dovecot, mail_domain, monkeypatch
     # Nothing was taken from the mailbox by any of them.
     assert InboundMail.objects.count() == 0
     assert [b"\\Seen" in m["flags"] for m in dovecot.messages(login, password)] == [False]
+
+    # Last: Dovecot slows down every later login from an address that failed one.
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.cert))
+    monkeypatch.setattr(mailboxes, "TIMEOUT_SECONDS", 30)
+    wrong = _server(dovecot, login, "not-the-password", name="wrong password")
+    assert "AUTHENTICATIONFAILED" in _error_after_fetch(wrong)
+    assert "login refused" in wrong.last_error
+
+    pop_wrong = _server(dovecot, login, "nope", name="pop wrong", protocol=Protocol.POP3_SSL)
+    assert "Authentication failed" in _error_after_fetch(pop_wrong)
+    assert InboundMail.objects.count() == 0

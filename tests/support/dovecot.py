@@ -146,8 +146,6 @@ ssl_key = <{base}/key.pem
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_failure_delay = 0
-# No growing penalty for the failed logins the tests make on purpose.
-login_trusted_networks = 127.0.0.0/8
 first_valid_uid = {uid}
 mail_location = maildir:{base}/mail/%u
 mail_uid = {uid}
