@@ -318,11 +318,3 @@ def incoming_server_fetch(*, server_id: int, limit: int = MAX_PER_RUN) -> FetchR
             logger, "fetch.failed", level=logging.WARNING, server=server.name, error=report.error
         )
     return report
-
-
-def incoming_servers_fetch_due() -> int:
-    """Fetch every active server now (``manage.py fetchmail`` and tests)."""
-    ids = list(IncomingServer.objects.filter(active=True).values_list("pk", flat=True))
-    for pk in ids:
-        incoming_server_fetch(server_id=pk)
-    return len(ids)

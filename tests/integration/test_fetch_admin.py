@@ -1,11 +1,15 @@
 """Admin → Incoming mail servers: add one, Test & Confirm against a real Dovecot, its schedule."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
-from fetch import services
+from fetch import services, tasks
 from fetch.models import IncomingServer
 from mailhub.encryption import SecretUnreadable
+from tests.support.inbound import build_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +121,29 @@ def test_a_password_from_another_secret_key_is_reported_not_raised(settings):
     settings.SECRET_KEY = "another-key-" + "x" * 40
     with pytest.raises(SecretUnreadable, match="type it again"):
         server.password  # noqa: B018
+
+
+def test_fetchmail_command_and_the_scheduled_task(dovecot, mail_domain):
+    login, password = dovecot.user_add()
+    dovecot.append(login, password, bytes(build_mail(message_id="<cmd-1@customer.test>")))
+    server = IncomingServer(
+        name="Cmd", host=dovecot.host, port=dovecot.imaps_port, login=login, active=True
+    )
+    server.password = password
+    server.save()
+
+    out = StringIO()
+    call_command("fetchmail", stdout=out)
+    assert "Cmd: 1 fetched, 1 acknowledged" in out.getvalue()
+    dovecot.append(
+        login, password, bytes(build_mail(message_id="<cmd-2@customer.test>", subject="Two"))
+    )
+    assert tasks.incoming_server_fetch.apply(kwargs={"server_id": server.pk}).get() == (
+        "fetched 1, acknowledged 1"
+    )
+
+    IncomingServer.objects.filter(pk=server.pk).update(folder="Gone")
+    with pytest.raises(CommandError, match="Fetching failed for Cmd"):
+        call_command("fetchmail", "--server", "Cmd", stdout=StringIO())
+    with pytest.raises(CommandError, match="No incoming server named 'Nope'"):
+        call_command("fetchmail", "--server", "Nope")
