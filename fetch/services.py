@@ -26,7 +26,13 @@ from chatter.models import new_message_id
 from inbound.models import AliasDomain
 from inbound.parsing import header_facts, header_section, normalize_address
 from inbound.routing import RcptDecision
-from inbound.services import Delivery, inbound_process_many, inbound_receive_many, rcpt_check
+from inbound.services import (
+    Delivery,
+    inbound_process_many,
+    inbound_process_pending,
+    inbound_receive_many,
+    rcpt_check,
+)
 from mailhub.encryption import SecretUnreadable
 from mailhub.logfiles import log_event
 from outbox.reports import report_enqueue
@@ -289,6 +295,8 @@ def _fetch(server: IncomingServer, limit: int) -> FetchReport:
             acknowledged += 1
     finally:
         mailbox.close()
+    # Without a listener running (a fetch-only install) nothing else retries a post that failed.
+    inbound_process_pending()
     return FetchReport(fetched=fetched, acknowledged=acknowledged)
 
 
