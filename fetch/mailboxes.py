@@ -67,7 +67,13 @@ class Mailbox:
     def uids(self) -> list[str]:
         raise NotImplementedError
 
+    def size(self, uid: str) -> int:
+        raise NotImplementedError
+
     def read(self, uid: str) -> bytes:
+        raise NotImplementedError
+
+    def read_headers(self, uid: str) -> bytes:
         raise NotImplementedError
 
     def acknowledge(self, uid: str) -> None:
@@ -119,14 +125,23 @@ class ImapMailbox(Mailbox):
         with server_errors(self.server, "the search"):
             return [str(uid) for uid in sorted(self.client.search(criteria))]
 
-    def read(self, uid: str) -> bytes:
-        # BODY.PEEK leaves \Seen alone until the mail is stored (RFC 3501 §6.4.5).
+    def _fetch_item(self, uid: str, item: str, key: bytes):
         with server_errors(self.server, f"to read message {uid}"):
-            data = self.client.fetch([int(uid)], ["BODY.PEEK[]"])
+            data = self.client.fetch([int(uid)], [item])
         try:
-            return data[int(uid)][b"BODY[]"]
+            return data[int(uid)][key]
         except KeyError as exc:
             raise MailboxError(f"message {uid} vanished from {self.server.folder!r}") from exc
+
+    def size(self, uid: str) -> int:
+        return int(self._fetch_item(uid, "RFC822.SIZE", b"RFC822.SIZE"))
+
+    def read(self, uid: str) -> bytes:
+        # BODY.PEEK leaves \Seen alone until the mail is stored (RFC 3501 §6.4.5).
+        return self._fetch_item(uid, "BODY.PEEK[]", b"BODY[]")
+
+    def read_headers(self, uid: str) -> bytes:
+        return self._fetch_item(uid, "BODY.PEEK[HEADER]", b"BODY[HEADER]")
 
     def acknowledge(self, uid: str) -> None:
         action = self.server.after_fetch
@@ -190,9 +205,19 @@ class Pop3Mailbox(Mailbox):
     def uids(self) -> list[str]:
         return list(self.numbers)
 
+    def size(self, uid: str) -> int:
+        with server_errors(self.server, f"to list message {uid}"):
+            answer = _words(self.client.list(self.numbers[uid]))  # "+OK 3 1204" (RFC 1939 §5)
+        return int(answer.split()[2])
+
     def read(self, uid: str) -> bytes:
         with server_errors(self.server, f"to read message {uid}"):
             _, lines, _ = self.client.retr(self.numbers[uid])
+        return b"\r\n".join(lines) + b"\r\n"
+
+    def read_headers(self, uid: str) -> bytes:
+        with server_errors(self.server, f"to read message {uid}"):
+            _, lines, _ = self.client.top(self.numbers[uid], 0)
         return b"\r\n".join(lines) + b"\r\n"
 
     def acknowledge(self, uid: str) -> None:

@@ -17,6 +17,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -51,6 +52,18 @@ MAX_RECIPIENTS = 50
 # visible ones (a provider that keeps no Delivered-To still has To/Cc).
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To", "Cc")
 BOUNCES_PER_SENDER_PER_HOUR = 1
+
+
+class MessageKept(Exception):
+    """A message stays on the server for the next run (a temporary refusal)."""
+
+
+def _too_big_reply() -> str:
+    # What the listener answers past its limit (RFC 5321 §4.5.3.1.10, RFC 3463 5.3.4).
+    return (
+        "552 5.3.4 Message size exceeds fixed maximum message size "
+        f"({settings.MAILHUB_SMTPD_MAX_SIZE} bytes)"
+    )
 
 
 @dataclass(frozen=True)
@@ -196,7 +209,9 @@ def _bounce(*, server: IncomingServer, raw: bytes, recipients: list[str], reply:
     return outcome
 
 
-def _take(server: IncomingServer, mailbox: Mailbox, uid: str, raw: bytes) -> tuple[str, list]:
+def _take(
+    server: IncomingServer, mailbox: Mailbox, uid: str, raw: bytes, *, too_big: bool = False
+) -> tuple[str, list]:
     """Store one fetched mail (or bounce it) and record its key, in one transaction.
 
     Returns (outcome, inbound rows to post). Raises when it must stay on the server for the
@@ -211,6 +226,14 @@ def _take(server: IncomingServer, mailbox: Mailbox, uid: str, raw: bytes) -> tup
         )
         if earlier is not None:
             outcome, pending = f"already taken as {earlier.uidvalidity}:{earlier.uid}", []
+        elif too_big:
+            # Only the headers were read: enough to tell the sender, nothing to store.
+            outcome, pending = (
+                _bounce(
+                    server=server, raw=raw, recipients=_recipients(raw), reply=_too_big_reply()
+                ),
+                [],
+            )
         else:
             addresses = _recipients(raw)
             rcpts: dict[str, RcptDecision] = {}
@@ -234,7 +257,7 @@ def _take(server: IncomingServer, mailbox: Mailbox, uid: str, raw: bytes) -> tup
                 )
                 result = inbound_receive_many(deliveries=[delivery])[0]
                 if result.reply.startswith("4"):
-                    raise MailboxError(f"message {uid} kept for the next run: {result.reply}")
+                    raise MessageKept(result.reply)
                 if result.reply.startswith("5"):
                     outcome = _bounce(
                         server=server, raw=raw, recipients=list(rcpts), reply=result.reply
@@ -259,6 +282,7 @@ def _acknowledge(mailbox: Mailbox, record: FetchedMessage) -> None:
 def _fetch(server: IncomingServer, limit: int) -> FetchReport:
     mailbox = mailbox_open(server)
     fetched = acknowledged = 0
+    kept: list[str] = []
     try:
         uids = mailbox.uids()
         known = {
@@ -278,8 +302,15 @@ def _fetch(server: IncomingServer, limit: int) -> FetchReport:
                 continue
             if fetched >= limit:
                 break
-            raw = mailbox.read(uid)
-            outcome, pending = _take(server, mailbox, uid, raw)
+            too_big = mailbox.size(uid) > settings.MAILHUB_SMTPD_MAX_SIZE
+            raw = mailbox.read_headers(uid) if too_big else mailbox.read(uid)
+            try:
+                outcome, pending = _take(server, mailbox, uid, raw, too_big=too_big)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+                if not isinstance(exc, MessageKept):
+                    logger.exception("message %s of %s could not be stored", uid, server.name)
+                kept.append(f"message {uid} kept on the server: {type(exc).__name__}: {exc}")
+                continue
             fetched += 1
             IncomingServer.objects.filter(pk=server.pk).update(
                 messages_fetched=F("messages_fetched") + 1
@@ -297,7 +328,8 @@ def _fetch(server: IncomingServer, limit: int) -> FetchReport:
         mailbox.close()
     # Without a listener running (a fetch-only install) nothing else retries a post that failed.
     inbound_process_pending()
-    return FetchReport(fetched=fetched, acknowledged=acknowledged)
+    error = "; ".join(kept[:3]) + (f" (and {len(kept) - 3} more)" if len(kept) > 3 else "")
+    return FetchReport(fetched=fetched, acknowledged=acknowledged, error=error)
 
 
 def incoming_server_fetch(*, server_id: int, limit: int = MAX_PER_RUN) -> FetchReport:

@@ -360,3 +360,62 @@ def test_bad_servers_get_the_servers_own_words(dovecot, mail_domain, monkeypatch
     pop_wrong = _server(dovecot, login, "nope", name="pop wrong", protocol=Protocol.POP3_SSL)
     assert "Authentication failed" in _error_after_fetch(pop_wrong)
     assert InboundMail.objects.count() == 0
+
+
+@pytest.mark.parametrize("protocol", [Protocol.IMAP_SSL, Protocol.POP3_SSL])
+def test_oversize_mail_is_bounced_552_from_its_headers_alone(
+    dovecot, mail_domain, settings, protocol
+):
+    login, password = dovecot.user_add()
+    settings.MAILHUB_SMTPD_MAX_SIZE = 20_000
+    dovecot.append(
+        login,
+        password,
+        _raw(
+            sender="Pat <pat@far.test>",
+            message_id="<big-1@far.test>",
+            body="x" * 40 + "\n" + ("y" * 70 + "\n") * 400,
+        ),
+    )
+    dovecot.append(login, password, _raw(message_id="<small-1@far.test>", sender="pat@far.test"))
+    server = _server(dovecot, login, password, protocol=protocol, after_fetch=AfterFetch.DELETE)
+
+    report = services.incoming_server_fetch(server_id=server.pk)
+
+    assert (report.error, report.fetched) == ("", 2)
+    assert not InboundMail.objects.filter(message_id="<big-1@far.test>").exists()
+    assert Message.objects.filter(message_id="<small-1@far.test>").exists()
+    dsn = OutgoingMail.objects.get(from_addr__istartswith="mailer-daemon@")
+    assert dsn.recipients.get().address == "pat@far.test"
+    assert b"Status: 5.3.4" in bytes(dsn.mime) and b"552 5.3.4" in bytes(dsn.mime)
+    assert b"Final-Recipient: rfc822; support@mailhub.test" in bytes(dsn.mime)
+    assert dovecot.messages(login, password) == []
+
+
+def test_a_message_that_cannot_be_stored_stays_and_does_not_block_the_others(
+    dovecot, mail_domain, monkeypatch
+):
+    login, password = dovecot.user_add()
+    dovecot.append(login, password, _raw(message_id="<poison-1@far.test>"))
+    dovecot.append(login, password, _raw(message_id="<fine-1@far.test>", subject="Fine"))
+    server = _server(dovecot, login, password)
+    real = services.inbound_receive_many
+
+    def receive(*, deliveries):
+        if b"<poison-1@far.test>" in deliveries[0].raw:
+            raise RuntimeError("database said no")
+        return real(deliveries=deliveries)
+
+    monkeypatch.setattr(services, "inbound_receive_many", receive)
+    report = services.incoming_server_fetch(server_id=server.pk)
+
+    assert report.fetched == 1
+    assert report.error.startswith("message 1 kept on the server: RuntimeError: database said no")
+    assert Message.objects.filter(message_id="<fine-1@far.test>").exists()
+    flags = [b"\\Seen" in m["flags"] for m in dovecot.messages(login, password)]
+    assert flags == [False, True]  # the poison one waits for the next run, nothing lost
+
+    monkeypatch.setattr(services, "inbound_receive_many", real)
+    again = services.incoming_server_fetch(server_id=server.pk)
+    assert (again.error, again.fetched) == ("", 1)
+    assert Message.objects.filter(message_id="<poison-1@far.test>").count() == 1
