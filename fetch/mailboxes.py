@@ -23,14 +23,14 @@ class MailboxError(Exception):
     """What went wrong talking to the mailbox, in words a person can act on."""
 
 
-def _words(value: object) -> str:
+def server_words(value: object) -> str:
     if isinstance(value, str) and value[:2] in ("b'", 'b"') and value[-1:] == value[1]:
         # imapclient's LoginError carries the repr of the server's bytes.
         return value[2:-1]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list | tuple) and value:
-        return " ".join(_words(v) for v in value)
+        return " ".join(server_words(v) for v in value)
     return str(value)
 
 
@@ -43,7 +43,7 @@ def server_errors(server: IncomingServer, step: str) -> Iterator[None]:
     except MailboxError:
         raise
     except LoginError as exc:
-        raise MailboxError(f"login refused by {where}: {_words(exc.args)}") from exc
+        raise MailboxError(f"login refused by {where}: {server_words(exc.args)}") from exc
     except ssl.SSLCertVerificationError as exc:
         raise MailboxError(f"TLS failure with {where}: {exc.verify_message}") from exc
     except ssl.SSLError as exc:
@@ -51,7 +51,7 @@ def server_errors(server: IncomingServer, step: str) -> Iterator[None]:
     except TimeoutError as exc:
         raise MailboxError(f"{where} did not answer within {TIMEOUT_SECONDS} s ({step})") from exc
     except (IMAPClientError, imaplib.IMAP4.error, poplib.error_proto) as exc:
-        raise MailboxError(f"{where} refused {step}: {_words(exc.args)}") from exc
+        raise MailboxError(f"{where} refused {step}: {server_words(exc.args)}") from exc
     except OSError as exc:
         raise MailboxError(f"cannot reach {where} ({step}): {exc.strerror or exc}") from exc
 
@@ -99,7 +99,7 @@ class ImapMailbox(Mailbox):
                 if server.protocol == Protocol.IMAP_STARTTLS:
                     self.client.starttls(context)
             with server_errors(server, "the login"):
-                greeting = _words(self.client.login(server.login, server.password))
+                greeting = server_words(self.client.login(server.login, server.password))
             with server_errors(server, f"to open folder {server.folder!r}"):
                 selected = self.client.select_folder(server.folder)
             if server.after_fetch == AfterFetch.MOVE:
@@ -185,7 +185,7 @@ class Pop3Mailbox(Mailbox):
         try:
             with server_errors(server, "the login"):
                 self.client.user(server.login)
-                greeting = _words(self.client.pass_(server.password))
+                greeting = server_words(self.client.pass_(server.password))
             with server_errors(server, "the listing"):
                 # UIDL (RFC 1939 §7): an id that stays with the message across sessions.
                 _, lines, _ = self.client.uidl()
@@ -194,7 +194,7 @@ class Pop3Mailbox(Mailbox):
             raise
         self.numbers = {}
         for line in lines:
-            number, _, uidl = _words(line).partition(" ")
+            number, _, uidl = server_words(line).partition(" ")
             self.numbers[uidl.strip()] = int(number)
         super().__init__(
             server=server,
@@ -207,7 +207,7 @@ class Pop3Mailbox(Mailbox):
 
     def size(self, uid: str) -> int:
         with server_errors(self.server, f"to list message {uid}"):
-            answer = _words(self.client.list(self.numbers[uid]))  # "+OK 3 1204" (RFC 1939 §5)
+            answer = server_words(self.client.list(self.numbers[uid]))  # "+OK 3 1204" (RFC 1939 §5)
         return int(answer.split()[2])
 
     def read(self, uid: str) -> bytes:

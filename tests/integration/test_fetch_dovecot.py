@@ -6,7 +6,9 @@ and the mailbox is read back to see what was acknowledged.
 """
 
 import socket
+import subprocess
 import threading
+import time
 from email import message_from_bytes
 from email.policy import default as default_policy
 
@@ -16,12 +18,13 @@ from django_celery_beat.models import PeriodicTask
 from chatter.models import Message, Notification
 from chatter.rendering import notification_reply_to
 from chatter.services import contact_get_or_create, follower_add, message_post
-from fetch import mailboxes, services
+from fetch import idle, mailboxes, services
 from fetch.models import AfterFetch, FetchBounce, FetchedMessage, IncomingServer, Protocol
 from inbound.models import Decision, InboundMail
 from outbox.models import OutgoingMail
 from outbox.services import mails_send
 from records.models import Quote, Ticket
+from tests.conftest import wait_for
 from tests.support.inbound import build_mail
 
 pytestmark = pytest.mark.django_db
@@ -419,3 +422,40 @@ def test_a_message_that_cannot_be_stored_stays_and_does_not_block_the_others(
     again = services.incoming_server_fetch(server_id=server.pk)
     assert (again.error, again.fetched) == ("", 1)
     assert Message.objects.filter(message_id="<poison-1@far.test>").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idle_fetches_new_mail_within_seconds_and_reconnects(dovecot, mail_domain, monkeypatch):
+    login, password = dovecot.user_add()
+    dovecot.append(login, password, _raw(message_id="<idle-0@customer.test>"))
+    server = _server(dovecot, login, password)
+    monkeypatch.setattr(idle, "BACKOFF_SECONDS", (0.2,))
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=idle.idle_watch,
+        kwargs={"server_id": server.pk, "stop": stop, "check_seconds": 0.2},
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        # What was there before the watcher started is caught up at once.
+        wait_for(lambda: Message.objects.filter(message_id="<idle-0@customer.test>").exists(), 10)
+        time.sleep(0.5)  # in IDLE now
+        appended = time.monotonic()
+        dovecot.append(login, password, _raw(message_id="<idle-1@customer.test>", subject="New"))
+        wait_for(lambda: Message.objects.filter(message_id="<idle-1@customer.test>").exists(), 5)
+        assert time.monotonic() - appended < 5
+        # The server drops every connection (a restart): the watcher reconnects and goes on.
+        subprocess.run(
+            ["doveadm", "-c", str(dovecot.base / "dovecot.conf"), "kick", login],
+            check=True,
+            capture_output=True,
+        )
+        time.sleep(0.5)
+        dovecot.append(login, password, _raw(message_id="<idle-2@customer.test>", subject="Later"))
+        wait_for(lambda: Message.objects.filter(message_id="<idle-2@customer.test>").exists(), 30)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert Message.objects.filter(message_id__startswith="<idle-").count() == 3
