@@ -5,8 +5,10 @@ provider would have delivered it, MailHub fetches it with its real clients (imap
 and the mailbox is read back to see what was acknowledged.
 """
 
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from email import message_from_bytes
@@ -24,7 +26,7 @@ from inbound.models import Decision, InboundMail
 from outbox.models import OutgoingMail
 from outbox.services import mails_send
 from records.models import Quote, Ticket
-from tests.conftest import wait_for
+from tests.conftest import ChildProcess, process_env, wait_for
 from tests.support.inbound import build_mail
 
 pytestmark = pytest.mark.django_db
@@ -459,3 +461,24 @@ def test_idle_fetches_new_mail_within_seconds_and_reconnects(dovecot, mail_domai
         watcher.join(timeout=10)
     assert not watcher.is_alive()
     assert Message.objects.filter(message_id__startswith="<idle-").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runfetchidle_process_fetches_and_stops_on_sigint(dovecot, mail_domain, tmp_path, settings):
+    login, password = dovecot.user_add()
+    server = _server(dovecot, login, password)
+    env = process_env(DJANGO_SECRET_KEY=settings.SECRET_KEY, SSL_CERT_FILE=str(dovecot.cert))
+    child = ChildProcess(
+        [sys.executable, "manage.py", "runfetchidle"], env=env, log=tmp_path / "idle.log"
+    )
+    try:
+        wait_for(lambda: b"Watching" in (tmp_path / "idle.log").read_bytes(), 20)
+        time.sleep(1.5)  # connected and in IDLE
+        dovecot.append(login, password, _raw(message_id="<proc-1@customer.test>"))
+        wait_for(lambda: Message.objects.filter(message_id="<proc-1@customer.test>").exists(), 5)
+        child.kill(signal.SIGINT)
+        assert child.proc.wait(timeout=10) == 0
+    finally:
+        child.stop()
+    server.refresh_from_db()
+    assert server.messages_fetched == 1 and server.last_error == ""
