@@ -245,7 +245,12 @@ def _take(
                 else:
                     refusals.append(decision.reply)
             pending = []
+            temporary = [r for r in refusals if r.startswith("4")]
+            if not rcpts and temporary:
+                raise MessageKept(temporary[0])  # e.g. the database is away: try again later
             if not rcpts:
+                # Addresses of ours next to an accepted one are not bounced: the mailbox got
+                # one copy, and the listener's per-RCPT refusals have no fetched equivalent.
                 reply = refusals[0] if refusals else "550 5.1.1 No recipient of ours"
                 outcome = _bounce(server=server, raw=raw, recipients=addresses, reply=reply)
             else:
