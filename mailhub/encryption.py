@@ -1,4 +1,4 @@
-"""Secrets MailHub must read back (relay passwords), encrypted at rest with Fernet.
+"""Secrets MailHub must read back (relay and mailbox passwords), encrypted at rest with Fernet.
 
 The key is derived (HKDF-SHA256, RFC 5869) from ``MAILHUB_ENCRYPTION_KEY`` when it is set, else
 from ``DJANGO_SECRET_KEY``; keys derived from ``DJANGO_SECRET_KEY_FALLBACKS`` still decrypt, so
@@ -15,6 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 _INFO = b"mailhub stored secrets v1"
+
+
+class SecretUnreadable(ImproperlyConfigured):
+    """A stored secret was encrypted under a key that is no longer configured, or is damaged."""
 
 
 def _fernet_key(secret: str) -> bytes:
@@ -35,13 +39,15 @@ def secret_encrypt(*, plaintext: str) -> str:
 
 
 def secret_decrypt(*, token: str) -> str:
+    if not token:
+        return ""
     try:
         return _fernet().decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeEncodeError):
-        raise ImproperlyConfigured(
-            "A stored relay password cannot be decrypted: the key changed. Put the old "
+        raise SecretUnreadable(
+            "A stored password cannot be decrypted: the key changed. Put the old "
             "DJANGO_SECRET_KEY in DJANGO_SECRET_KEY_FALLBACKS (or restore MAILHUB_ENCRYPTION_KEY), "
-            "or enter the password again in the admin."
+            "or type it again in the admin."
         ) from None
 
 

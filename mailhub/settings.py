@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "chatter",
     "outbox",
     "inbound",
+    "fetch",
     "campaigns",
     "records",
     "diagnostics",

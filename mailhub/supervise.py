@@ -1,6 +1,7 @@
 """Run MailHub's processes together for the quick start, their output prefixed by name.
 
-``python -m mailhub.supervise`` starts web, worker, beat, smtpd and the dev relay, waits until
+``python -m mailhub.supervise`` starts web, worker, beat, smtpd, the IDLE
+watchers of incoming mail servers and the dev relay, waits until
 the web and SMTP ports answer, prints the URLs, and stops everything on Ctrl-C (or when one
 process dies, saying which).
 """
@@ -58,6 +59,8 @@ def processes() -> list[Proc]:
             ],
         ),
         Proc("smtpd", [PY, "manage.py", "runsmtpd", "--listen", SMTPD]),
+        # IMAP IDLE watchers of the incoming mail servers; idle while there is none.
+        Proc("fetchidle", [PY, "manage.py", "runfetchidle"]),
         Proc("devrelay", [PY, "manage.py", "devrelay", "--listen", RELAY]),
     ]
 

@@ -506,6 +506,14 @@ def _mail_bytes(*, mail: OutgoingMail, from_header: str, attachments: Sequence) 
     )
 
 
+# A delivery report (``outbox.reports``) is queued written whole and leaves with MAIL FROM:<>.
+REPORT_SENDER_LOCAL = "mailer-daemon"
+
+
+def is_report(from_addr: str) -> bool:
+    return from_addr.lower().startswith(REPORT_SENDER_LOCAL + "@")
+
+
 def _envelope_sender(recipient: "_Recipient") -> str:
     """The VERP bounce address naming exactly this recipient (notification ``n`` or ``r``)."""
     ref = (
@@ -791,7 +799,7 @@ class _Batch:
                 if not self._quota_take():
                     self._quota_refuse(mail, recipient, config)
                     continue
-                sender = _envelope_sender(recipient)
+                sender = "" if is_report(mail.from_addr) else _envelope_sender(recipient)
                 try:
                     address = mime.envelope_address(recipient.address)
                     data = mime.with_envelope(
@@ -810,6 +818,9 @@ class _Batch:
 
     def _built(self, mail: _MailRow, from_header: str) -> bytes:
         """The shared bytes of ``mail``, its files read from storage (which may fail too)."""
+        if is_report(mail.from_addr):
+            stored = OutgoingMail.objects.filter(pk=mail.pk).values_list("mime", flat=True)
+            return bytes(stored.first() or b"")
         attachments = []
         if mail.chatter_message_id:
             from chatter.models import Attachment
