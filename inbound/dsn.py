@@ -288,7 +288,7 @@ def _part_text(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown charset, or one with a NUL in its name
         return payload.decode("utf-8", errors="replace")
 
 
@@ -410,7 +410,7 @@ def report_text(part: Message) -> str:
             return text
         try:
             return raw.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or a NUL in its name
             return raw.decode("utf-8", errors="replace")
     except (ValueError, binascii.Error):
         return text

@@ -353,7 +353,7 @@ def _text_of(part: EmailMessage, payload: bytes) -> str:
             continue
         try:
             return payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError, TypeError):
+        except (LookupError, ValueError, TypeError):  # ValueError: a NUL in the name
             continue
     # Latin-1 maps every byte: the text may look odd but nothing is lost or refused.
     return payload.decode("latin-1")
