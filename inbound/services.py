@@ -560,7 +560,8 @@ def _record_for(row: InboundMail, title: str):
     return model._default_manager.create(**({"title": title} if "title" in fields else {}))
 
 
-def _post(row: InboundMail) -> Message:
+def _post(row: InboundMail, body: tuple | None = None) -> Message:
+    """Post ``row``; ``body`` is its ``inbound_body``, when it was read before the transaction."""
     raw = bytes(row.raw)
     facts = header_facts(raw, null_sender=row.mail_from.strip() in ("", "<>"))
     existing = Message.objects.filter(message_id=facts.message_id).first()
@@ -568,7 +569,7 @@ def _post(row: InboundMail) -> Message:
     if existing is not None and (existing.content_type_id, existing.object_id) == record_key:
         return existing  # same message to two of our addresses, same thread: posted once
     record = _record_for(row, facts.subject)
-    body, blocked, attachments = inbound_body(inbound_mail=row)
+    body, blocked, attachments = body if body is not None else inbound_body(inbound_mail=row)
     author = _author(row, facts.from_name)
     message_id = facts.message_id
     if existing is not None:
@@ -614,8 +615,24 @@ def _post(row: InboundMail) -> Message:
     return message
 
 
+_POSTED = (Decision.REPLY, Decision.ALIAS_NEW, Decision.ALIAS_POST)
+
+
 def inbound_process(*, inbound_mail_id: int) -> str:
-    """Apply the stored decision of one row; idempotent (a processed row is left alone)."""
+    """Apply the stored decision of one row; idempotent (a processed row is left alone).
+
+    The body is parsed and sanitised before the transaction: that is the slow part of a post
+    (bounded by the caps, up to a second for the worst input), and on SQLite a transaction
+    holds the one write lock, so doing it inside made every other sender wait for its ``250``.
+    """
+    pending = (
+        InboundMail.objects.filter(
+            pk=inbound_mail_id, processed_at__isnull=True, decision__in=_POSTED
+        )
+        .only("pk", "raw")
+        .first()
+    )
+    body = inbound_body(inbound_mail=pending) if pending is not None else None
     with transaction.atomic():
         row = (
             InboundMail.objects.select_for_update(skip_locked=True, of=("self",))
@@ -634,8 +651,8 @@ def inbound_process(*, inbound_mail_id: int) -> str:
             row.reason = f"{row.reason}; {outcome}"[:2000] if row.reason else outcome[:2000]
         elif row.decision == Decision.UNSUBSCRIBE:
             outcome = _unsubscribe_apply(row)
-        elif row.decision in (Decision.REPLY, Decision.ALIAS_NEW, Decision.ALIAS_POST):
-            row.chatter_message = _post(row)
+        elif row.decision in _POSTED:
+            row.chatter_message = _post(row, body)
             if row.sender and not row.automatic:
                 # Genuine mail from an address proves it works again (spec §5).
                 bounces.contact_bounce_reset(email=row.sender)
