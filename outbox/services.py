@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, PositiveIntegerField, Q, When
 from django.utils import timezone
 
 from chatter.rendering import notification_reply_to
@@ -430,7 +430,9 @@ def _due(now: dt.datetime) -> Q:
     ready = Q(state=MailState.OUTGOING) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-    return ready | (Q(state=MailState.SENDING) & _abandoned(now))
+    # An abandoned mail that used up its attempts is failed, not claimed (mails_fail_abandoned).
+    stuck = Q(state=MailState.SENDING, attempts__lt=settings.MAILHUB_RETRY_MAX_ATTEMPTS)
+    return ready | (stuck & _abandoned(now))
 
 
 def _abandoned(now: dt.datetime) -> Q:
@@ -451,18 +453,26 @@ def mails_claim(*, limit: int, holder: str, mail_ids: Sequence[int] | None = Non
     if mail_ids is not None:
         due = due.filter(pk__in=list(mail_ids))
     due = due.order_by("id")
-    claim = {"state": MailState.SENDING, "lease_expires_at": lease, "claimed_by": holder}
+    claim = {
+        "state": MailState.SENDING,
+        "lease_expires_at": lease,
+        "claimed_by": holder,
+        # Taking over a dead worker's claim counts as an attempt (states.claim_pick).
+        "attempts": Case(
+            When(state=MailState.SENDING, then=F("attempts") + 1),
+            default=F("attempts"),
+            output_field=PositiveIntegerField(),
+        ),
+    }
+    fields = ("pk", "state", "attempts")
     if connection.vendor == "postgresql":
         with transaction.atomic():
-            ids = list(
-                due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[
-                    :limit
-                ]
-            )
+            rows = due.select_for_update(skip_locked=True, of=("self",)).values_list(*fields)
+            ids = states.claim_pick(list(rows[:limit]))
             if ids:
                 OutgoingMail.objects.filter(pk__any_of=ids).update(**claim)
         return ids
-    picked = list(due.values_list("pk", flat=True)[:limit])
+    picked = states.claim_pick(list(due.values_list(*fields)[:limit]))
     if not picked:
         return []
     # The due condition is repeated in the UPDATE: a row another process took in between fails it.
@@ -1148,6 +1158,52 @@ def mails_release(*, mail_ids: Sequence[int], holder: str) -> int:
     ).update(state=MailState.OUTGOING, lease_expires_at=None, claimed_by="")
 
 
+@transaction.atomic
+def mails_fail_abandoned() -> int:
+    """Fail the mails whose workers died holding them ``MAILHUB_RETRY_MAX_ATTEMPTS`` times.
+
+    Such a mail most likely kills whoever sends it; claimed again it would only do it again.
+    It goes to Delivery Failed with the reason, its notifications show the red envelope, and
+    staff can still Retry it (after a fix) or Cancel it.
+    """
+    from chatter.models import FailureType, NotificationStatus
+
+    tries = settings.MAILHUB_RETRY_MAX_ATTEMPTS
+    worn = Q(state=MailState.SENDING, attempts__gte=tries) & _abandoned(timezone.now())
+    ids = list(OutgoingMail.objects.filter(worn).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    reason = (
+        f"The mail could not be sent: the worker sending it stopped {tries} times before "
+        "the relay answered (the worker's log says why)."
+    )
+    changed = OutgoingMail.objects.filter(worn, pk__in=ids).update(
+        state=MailState.EXCEPTION,
+        failure_type=FailureType.UNKNOWN,
+        failure_reason=reason,
+        next_attempt_at=None,
+        lease_expires_at=None,
+        claimed_by="",
+    )
+    undelivered = MailRecipient.objects.filter(
+        mail_id__in=ids, status__in=[RecipientStatus.PENDING, RecipientStatus.DEFERRED]
+    )
+    recipient_ids = list(undelivered.values_list("pk", flat=True))
+    notification_ids = [n for n in undelivered.values_list("notification_id", flat=True) if n]
+    MailRecipient.objects.filter(pk__in=recipient_ids).update(
+        status=RecipientStatus.FAILED, response=reason
+    )
+    _notifications_model().objects.filter(
+        pk__in=notification_ids, status=NotificationStatus.READY
+    ).update(
+        status=NotificationStatus.EXCEPTION, failure_type=FailureType.UNKNOWN, failure_reason=reason
+    )
+    if recipient_ids:
+        _signal_recipients(recipient_ids)
+    log_event(logger, "queue.abandoned_failed", level=logging.WARNING, count=changed)
+    return changed
+
+
 def queue_run(*, time_budget: float | None = None) -> SendReport | None:
     """One run of the Email Queue Manager; None when another run holds the lock.
 
@@ -1165,6 +1221,7 @@ def queue_run(*, time_budget: float | None = None) -> SendReport | None:
         log_event(logger, "queue.skipped", reason="another run holds the lock")
         return None
     try:
+        mails_fail_abandoned()
         helpers = _queue_helpers_dispatch(time_budget=budget)
         report = mails_send(time_budget=budget)
     finally:

@@ -43,6 +43,25 @@ RETRY_STUCK_FROM = frozenset({SENDING})
 SEND_NOW_FROM = frozenset({OUTGOING})
 
 
+# A mail whose worker died this many times is claimed alone from then on (``claim_pick``).
+ALONE_AFTER_DEATHS = 2
+
+
+def claim_pick(due: list[tuple[int, str, int]]) -> list[int]:
+    """Which due mails ``(id, state, attempts)`` one claim takes (all but the isolated ones).
+
+    A mail still ``sending`` when due was left by a worker that died holding it, and taking it
+    over counts as an attempt. One that has been through that ``ALONE_AFTER_DEATHS`` times may
+    be what kills the worker (a mail too big to build, say): it is claimed alone, so it takes
+    no other mail down with it again, and after ``max_attempts`` it is failed rather than
+    claimed (``outbox.services.mails_fail_abandoned``). A single crash keeps batches whole.
+    """
+    suspects = [pk for pk, state, tries in due if state == SENDING and tries >= ALONE_AFTER_DEATHS]
+    if suspects:
+        return suspects[:1]
+    return [pk for pk, _, _ in due]
+
+
 class TransitionError(ValueError):
     """A state change the machine does not allow."""
 

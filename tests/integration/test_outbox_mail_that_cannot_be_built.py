@@ -20,6 +20,7 @@ from outbox.models import MailRecipient, MailState, OutgoingMail, RecipientStatu
 from outbox.services import (
     MailDraft,
     mails_cancel,
+    mails_claim,
     mails_enqueue,
     mails_retry,
     mails_send,
@@ -187,3 +188,48 @@ def test_staff_can_cancel_a_mail_in_sending_and_its_worker_cannot_undo_it(outbox
         )
         == 0
     )
+
+
+def _abandon(mail, *, attempts: int) -> None:
+    OutgoingMail.objects.filter(pk=mail.pk).update(
+        state=MailState.SENDING,
+        claimed_by="dead-host:1:abc",
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
+        attempts=attempts,
+    )
+
+
+def test_a_mail_whose_worker_keeps_dying_is_claimed_alone_and_counted(outbox_settings):
+    suspect, innocent = mails_enqueue(drafts=_drafts("Suspect", "Innocent"))
+    _abandon(suspect, attempts=2)
+    waiting = mails_enqueue(drafts=_drafts("Waiting", "Waiting too"))
+
+    assert mails_claim(limit=10, holder="me") == [suspect.pk]
+    suspect.refresh_from_db()
+    assert suspect.attempts == 3  # the dead worker's try counts
+    _abandon(innocent, attempts=0)  # died once with it: still batched with the rest
+    claimed = mails_claim(limit=10, holder="me2")
+    assert sorted(claimed) == [innocent.pk, *(m.pk for m in waiting)]
+    assert OutgoingMail.objects.get(pk=innocent.pk).attempts == 1
+
+
+def test_a_mail_that_killed_its_worker_every_time_fails_with_the_reason(
+    relay, outbox_settings, settings
+):
+    settings.MAILHUB_RETRY_MAX_ATTEMPTS = 4
+    message = post_to("anna@customer.test", subject="Killer")
+    killer = OutgoingMail.objects.get(chatter_message=message)
+    _abandon(killer, attempts=4)
+    others = mails_enqueue(drafts=_drafts("Fine"))
+
+    queue_run(time_budget=30)
+
+    assert _received_subjects(relay) == ["Fine"]
+    killer.refresh_from_db()
+    assert killer.state == MailState.EXCEPTION
+    assert "stopped 4 times" in killer.failure_reason
+    note = Notification.objects.get(message=message)
+    assert note.status == NotificationStatus.EXCEPTION and "stopped 4 times" in note.failure_reason
+    assert OutgoingMail.objects.get(pk=others[0].pk).state == MailState.SENT
+    # Staff can still send it again once the cause is fixed.
+    assert mails_retry(mail_ids=[killer.pk]) == 1

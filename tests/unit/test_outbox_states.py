@@ -63,3 +63,15 @@ def test_last_retry_lands_on_the_give_up_age_not_after_it():
     created = NOW - dt.timedelta(hours=3, minutes=55)
     at = states.next_retry_at(policy=POLICY, attempts=3, created_at=created, now=NOW)
     assert at == created + dt.timedelta(hours=4)
+
+
+def test_a_claim_takes_a_mail_whose_worker_died_repeatedly_alone():
+    due = [(1, states.OUTGOING, 0), (2, states.SENDING, 0), (3, states.OUTGOING, 5)]
+    assert states.claim_pick(due) == [1, 2, 3]  # one crash keeps batches whole
+    suspects = [
+        (1, states.OUTGOING, 0),
+        (4, states.SENDING, states.ALONE_AFTER_DEATHS),
+        (5, states.SENDING, states.ALONE_AFTER_DEATHS + 3),
+    ]
+    assert states.claim_pick(suspects) == [4]
+    assert states.claim_pick([]) == []
