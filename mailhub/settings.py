@@ -145,6 +145,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
+# Form text up to 16 MB reaches the views, which refuse text over ``mailhub.text_limits`` with a
+# form error that keeps it (Django's 2.5 MB default answered before any view: the text was lost).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False

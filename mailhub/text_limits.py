@@ -1,10 +1,10 @@
 """How much text one form may carry (a post, a campaign body), and saying so instead of failing.
 
-Django refuses a request whose form fields pass ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB) with
+Django refuses a request whose form fields pass ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with
 ``RequestDataTooBig`` while the CSRF check reads the form, before any view: the user got an
-error page and lost the text. So text fields are limited a little below that, and the form says
-so with the text kept; ``static/mailhub/limits.js`` checks the same limit before sending, so
-even a 5 MB paste stays in its field (without JavaScript, the 400 page names the limit).
+error page and lost the text. So that limit is set well above this one (16 MB, in settings), and
+the form says what the limit is with the text kept; ``static/mailhub/limits.js`` checks the
+same limit before sending. Only past 16 MB does the 400 page (which names the limit) answer.
 """
 
 import math

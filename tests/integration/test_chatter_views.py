@@ -364,6 +364,16 @@ def test_customers_do_not_see_other_followers_addresses(customer_client, custome
     assert "Other Client" in page and "o@other.test" not in page
 
 
+def test_a_5_mb_post_without_javascript_is_a_form_error_that_keeps_the_text(staff_client, ticket):
+    body = "y" * (5 * 1024 * 1024)  # a paste the browser check would stop; here nothing does
+    response = staff_client.post(_url(ticket, "post/"), {"action": "message", "body": body})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This message is 5 MB; the limit is 2 MB of text" in page
+    assert body in page
+    assert not Message.objects.exists()
+
+
 def test_a_post_over_the_text_limit_is_a_form_error_that_keeps_the_text(staff_client, ticket):
     from mailhub.text_limits import MAX_TEXT_BYTES
 
