@@ -1,7 +1,6 @@
 """The operations dashboard in a real Chromium: the SVG plots render; saves the screenshot."""
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -10,10 +9,11 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from chatter.models import BounceEvent, BounceEventKind, Contact
 from inbound.models import AliasDomain
 from outbox.models import DailyQuota, MailState, OutgoingMail
+from tests.support.chatter import screenshot_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "dashboard.png"
+SCREENSHOT = screenshot_dir() / "dashboard.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -7,7 +7,6 @@ each within 2 s. Saves docs/screenshots/live-reply.png.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -16,12 +15,12 @@ from chatter.models import Notification, NotificationStatus
 from chatter.services import contact_for_user, message_post
 from records.models import Ticket
 from records.services import record_create
-from tests.support.chatter import ContactFactory
+from tests.support.chatter import ContactFactory, screenshot_dir
 from tests.support.envelope import message_with_statuses
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 LIVE = 2_000  # ms: what the issue asks of the live status
 
 

@@ -1,20 +1,18 @@
 """Phone width (390×844) in a real Chromium: the Sending Failures dialog, /campaigns/ and /ops/
 fit the screen and work. Saves docs/screenshots/phone-dialog.png."""
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from chatter.models import NotificationStatus
 from chatter.services import contact_for_user, follower_add
 from tests.support.campaigns import campaign_make, mailing_list_bulk
-from tests.support.chatter import ContactFactory, TicketFactory
+from tests.support.chatter import ContactFactory, TicketFactory, screenshot_dir
 from tests.support.envelope import message_with_statuses
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 PHONE = (390, 844)
 
 

@@ -6,17 +6,16 @@ typing kept, a real one clears the banner, and the contact (Preferences' "Messag
 follows. Saves docs/screenshots/placeholder-banner.png and my-profile.png.
 """
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from chatter.models import Contact
 from chatter.services import contact_for_user
+from tests.support.chatter import screenshot_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 
 
 def test_placeholder_banner_to_my_profile_and_gone(login_page, django_user_model, settings):

@@ -35,6 +35,16 @@ CHROMIUM_ARGS = [
 ]
 # Where browser tests save what they saw (gitignored; CI keeps it as an artifact).
 TEST_RESULTS = Path(__file__).resolve().parents[2] / "test-results"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshot_dir() -> Path:
+    """Where browser tests save the pictures the docs show: ``docs/screenshots`` when asked
+    (``MAILHUB_WRITE_DOCS=1 ./run test tests/browser``), else the gitignored ``test-results/``,
+    so an ordinary test run leaves the work tree as it found it."""
+    folder = DOC_SCREENSHOTS if os.environ.get("MAILHUB_WRITE_DOCS") == "1" else TEST_RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 # --- factories ----------------------------------------------------------------------------------
