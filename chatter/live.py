@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Prefetch
 
 from . import failures
-from .models import Message, Notification
-from .selectors import THREAD_PAGE_SIZE, topbar_counters
+from .models import Message
+from .selectors import THREAD_PAGE_SIZE, thread_messages, topbar_counters
 
 
 @dataclass
@@ -30,23 +28,8 @@ def thread_messages_after(
     *, record: models.Model, after_id: int, include_internal: bool
 ) -> list[Message]:
     """The record's messages newer than ``after_id`` (newest first, at most one thread page)."""
-    ct = ContentType.objects.get_for_model(record)
-    qs = (
-        Message.objects.filter(content_type=ct, object_id=record.pk, pk__gt=after_id)
-        .select_related("author", "subtype")
-        .prefetch_related(
-            "attachments",
-            "inbound_sources",
-            Prefetch(
-                "notifications",
-                queryset=Notification.objects.select_related("contact").order_by("id"),
-            ),
-        )
-        .order_by("-id")
-    )
-    if not include_internal:
-        qs = qs.filter(subtype__internal=False)
-    return list(qs[:THREAD_PAGE_SIZE])
+    qs = thread_messages(record=record, include_internal=include_internal)
+    return list(qs.filter(pk__gt=after_id).prefetch_related("inbound_sources")[:THREAD_PAGE_SIZE])
 
 
 def thread_updates(

@@ -94,6 +94,14 @@ def thread_page(
     with author and subtype, then one query each for attachments and notifications (with their
     contacts, which the delivery envelope lists).
     """
+    messages = thread_messages(record=record, include_internal=include_internal)
+    return Paginator(messages, THREAD_PAGE_SIZE).get_page(page)
+
+
+def thread_messages(*, record: models.Model, include_internal: bool) -> QuerySet[Message]:
+    """A record's messages, newest first, with what the message partials display prefetched
+    (author, subtype, attachments, notifications with their contacts): the thread page and the
+    live poll read the same rows the same way."""
     ct, pk = _record_key(record)
     messages = (
         Message.objects.filter(content_type=ct, object_id=pk)
@@ -109,7 +117,7 @@ def thread_page(
     )
     if not include_internal:
         messages = messages.filter(subtype__internal=False)
-    return Paginator(messages, THREAD_PAGE_SIZE).get_page(page)
+    return messages
 
 
 def followers_of(*, record: models.Model) -> list[Follower]:
